@@ -1,0 +1,46 @@
+# spacesim: `make run` (set up + main job) and `make test` (set up + lint + types + tests).
+# Both create the virtual environment from the lock file when it is missing or stale.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+EXTRAS ?= --extra dev --extra notebooks --extra slurm
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint typecheck pytest bench clean
+
+setup: $(STAMP)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv>=0.9,<1"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON) $(EXTRAS)
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/spacesim run $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sim tests benchmarks analysis
+	$(VENV)/bin/ruff format --check sim tests benchmarks analysis
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/spacesim bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

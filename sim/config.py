@@ -1,0 +1,260 @@
+"""Typed configuration: the dataclasses behind ``conf/``, their validation, and the Hydra store.
+
+Every parameter has its unit in its name (``join_timeout_s``, ``rate_per_s``). The Hydra config tree
+(``conf/``) composes these dataclasses; ``problems()`` lists every value that is wrong, naming the key,
+the value and what is allowed, so that ``spacesim`` can refuse a config before anything runs.
+
+Scaled workloads: when ``scenario.expected_arrivals`` is set, the surge profile is a shape that is
+multiplied by ``s = expected_arrivals / Λ(end)``. The resolvers ``${scale:x}`` (x·s) and
+``${scale_round:x}`` (round(x·s), an integer) let other values grow with it, as in
+``experiment=bench_surge``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from sim.policies import ADMISSION, PLACEMENT, RETRY, AdmissionConfig, ClientConfig, Problem
+
+SHAPES = ("linear", "exp")
+
+
+@dataclass
+class PointConfig:
+    """A data point of λ(t); ``shape`` is the shape of the segment from this point to the next.
+
+    ``linear`` interpolates to the next point's rate; ``exp`` decays (or grows) from this rate toward
+    the next point's rate with time constant ``tau_s``.
+    """
+
+    t_s: float = MISSING
+    rate_per_s: float = MISSING
+    shape: str = "linear"
+    tau_s: float | None = None
+
+
+@dataclass
+class ScenarioConfig:
+    """The surge: new listeners arrive as a Poisson process with intensity λ(t) given by points."""
+
+    name: str = MISSING
+    profile: list[PointConfig] = field(default_factory=list)
+    expected_arrivals: float | None = None
+    session_mean_s: float = 300.0
+
+    def problems(self) -> Iterator[Problem]:
+        if len(self.profile) < 2:
+            yield "profile", len(self.profile), "at least 2 points"
+        last = -math.inf
+        for i, p in enumerate(self.profile):
+            if not p.t_s >= 0 or not p.t_s > last:
+                yield f"profile[{i}].t_s", p.t_s, f"a time >= 0 and > the previous point ({last})"
+            last = p.t_s
+            if not p.rate_per_s >= 0:
+                yield f"profile[{i}].rate_per_s", p.rate_per_s, "a rate >= 0"
+            if p.shape not in SHAPES:
+                yield f"profile[{i}].shape", p.shape, f"one of {', '.join(SHAPES)}"
+            elif p.shape == "exp" and not (p.tau_s is not None and p.tau_s > 0):
+                yield f"profile[{i}].tau_s", p.tau_s, "a time constant > 0 for an exp segment"
+        if self.expected_arrivals is not None and not self.expected_arrivals > 0:
+            yield "expected_arrivals", self.expected_arrivals, "a number > 0, or null"
+        if not self.session_mean_s > 0:
+            yield "session_mean_s", self.session_mean_s, "a number > 0 (seconds)"
+
+    def unscaled_total(self) -> float:
+        """Λ at the last point for the profile as written (before scaling)."""
+        total = 0.0
+        for a, b in zip(self.profile, self.profile[1:], strict=False):
+            dt = b.t_s - a.t_s
+            if a.shape == "exp" and a.tau_s:
+                decay = 1.0 - math.exp(-dt / a.tau_s)
+                total += b.rate_per_s * dt + (a.rate_per_s - b.rate_per_s) * a.tau_s * decay
+            else:
+                total += 0.5 * (a.rate_per_s + b.rate_per_s) * dt
+        return total
+
+    def scale(self) -> float:
+        """The factor ``s`` applied to the profile's rates (1 when ``expected_arrivals`` is unset)."""
+        if self.expected_arrivals is None:
+            return 1.0
+        total = self.unscaled_total()
+        if not total > 0:
+            raise ValueError("scenario.profile has no arrivals to scale to expected_arrivals")
+        return self.expected_arrivals / total
+
+
+@dataclass
+class PlatformConfig:
+    """The edge fleet: nodes with join workers, a bounded join queue and a connection cap."""
+
+    nodes: int = MISSING
+    join_workers: int = 2
+    join_service_mean_s: float = 1 / 6
+    join_queue_cap: int = 50
+    join_timeout_s: float = 2.0
+    connections_per_node: int = 1000
+    placement: str = "power_of_two"
+
+    def problems(self) -> Iterator[Problem]:
+        for key in ("nodes", "join_workers", "connections_per_node"):
+            if not getattr(self, key) >= 1:
+                yield key, getattr(self, key), "an integer >= 1"
+        if not self.join_queue_cap >= 0:
+            yield "join_queue_cap", self.join_queue_cap, "an integer >= 0"
+        for key in ("join_service_mean_s", "join_timeout_s"):
+            if not getattr(self, key) > 0:
+                yield key, getattr(self, key), "a number > 0 (seconds)"
+        if self.placement not in PLACEMENT:
+            yield "placement", self.placement, f"one of {', '.join(sorted(PLACEMENT))}"
+
+
+@dataclass
+class EngineConfig:
+    """How the simulation advances: tick length, safety limit, progress bar."""
+
+    tick_s: float = 1.0
+    max_sim_s: float = 1e6
+    progress: bool | None = None
+
+    def problems(self) -> Iterator[Problem]:
+        if not self.tick_s > 0:
+            yield "tick_s", self.tick_s, "a number > 0 (seconds)"
+        if not self.max_sim_s > 0:
+            yield "max_sim_s", self.max_sim_s, "a number > 0 (seconds)"
+
+
+@dataclass
+class OutputConfig:
+    """What a run writes into its run directory."""
+
+    archive: bool = True
+    timeseries: bool = True
+
+
+@dataclass
+class Config:
+    """The whole tree: what ``spacesim run`` composes from ``conf/``."""
+
+    scenario: ScenarioConfig = MISSING
+    platform: PlatformConfig = MISSING
+    admission: AdmissionConfig = MISSING
+    client: ClientConfig = MISSING
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    seed: int = 0
+
+
+class ConfigError(ValueError):
+    """A config that must not run; ``problems`` holds every (key, value, allowed)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(format_problem(*p) for p in problems))
+
+
+def format_problem(key: str, value: Any, allowed: str) -> str:
+    return f"invalid config: {key} = {value!r}; allowed: {allowed}"
+
+
+def _policy_problems(cfg: Config) -> Iterator[Problem]:
+    groups: tuple[tuple[str, str, Any, dict[str, Any]], ...] = (
+        ("admission", "policy", cfg.admission, ADMISSION),
+        ("client", "retry", cfg.client, RETRY),
+    )
+    for group, key, node, registry in groups:
+        name = getattr(node, key)
+        if name not in registry or not isinstance(node, registry[name]):
+            yield f"{group}.{key}", name, f"one of {', '.join(sorted(registry))}"
+        else:
+            for k, v, allowed in node.problems():
+                yield f"{group}.{k}", v, allowed
+
+
+def missing_keys(cfg: DictConfig) -> list[str]:
+    """Keys whose value is missing (``???``), as dotted paths."""
+    out: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if OmegaConf.is_dict(node):
+            for key in node:
+                sub = f"{path}.{key}" if path else str(key)
+                if OmegaConf.is_missing(node, key):
+                    out.append(sub)
+                else:
+                    walk(node[key], sub)
+        elif OmegaConf.is_list(node):
+            for i in range(len(node)):
+                if OmegaConf.is_missing(node, i):
+                    out.append(f"{path}[{i}]")
+                else:
+                    walk(node[i], f"{path}[{i}]")
+
+    walk(cfg, "")
+    return out
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Turn a composed config into typed objects, or raise ``ConfigError`` naming every problem."""
+    missing = [k for k in missing_keys(cfg) if not k.startswith("hydra")]
+    if missing:
+        raise ConfigError([(k, "???", "a value is required") for k in missing])
+    node = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    typed = OmegaConf.to_object(node)
+    if not isinstance(typed, Config):
+        raise ConfigError([("<root>", type(typed).__name__, "the spacesim Config tree")])
+    problems = list(check(typed))
+    if problems:
+        raise ConfigError(problems)
+    return typed
+
+
+def check(cfg: Config) -> Iterator[Problem]:
+    """Every problem of a typed config, with keys relative to the root."""
+    for group in ("scenario", "platform", "engine"):
+        for k, v, allowed in getattr(cfg, group).problems():
+            yield f"{group}.{k}", v, allowed
+    yield from _policy_problems(cfg)
+    if isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**63:
+        yield "seed", cfg.seed, "an integer in [0, 2**63)"
+
+
+def _scale_of(root: Any) -> float:
+    scen = root.scenario
+    expected = scen.get("expected_arrivals")
+    if expected is None:
+        return 1.0
+    typed = OmegaConf.to_object(scen)
+    assert isinstance(typed, ScenarioConfig)
+    return typed.scale()
+
+
+def _resolve_scale(x: float, *, _root_: Any) -> float:
+    return float(x) * _scale_of(_root_)
+
+
+def _resolve_scale_round(x: float, *, _root_: Any) -> int:
+    return round(float(x) * _scale_of(_root_))
+
+
+def register() -> None:
+    """Register the schema in Hydra's ConfigStore and the ``scale`` resolvers (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    if not OmegaConf.has_resolver("scale"):
+        OmegaConf.register_new_resolver("scale", _resolve_scale)
+        OmegaConf.register_new_resolver("scale_round", _resolve_scale_round)
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    cs.store(group="scenario", name="base_scenario", node=ScenarioConfig)
+    cs.store(group="platform", name="base_platform", node=PlatformConfig)
+    cs.store(group="engine", name="base_engine", node=EngineConfig)
+    cs.store(group="output", name="base_output", node=OutputConfig)
+    for name, adm in ADMISSION.items():
+        cs.store(group="admission", name=f"base_{name}", node=adm)
+    for name, cli in RETRY.items():
+        cs.store(group="client", name=f"base_{name}", node=cli)

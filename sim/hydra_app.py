@@ -1,0 +1,101 @@
+"""The Hydra side of ``spacesim run``: where ``conf/`` is, checking overrides before a run, the task.
+
+``check_overrides`` composes the config for the given overrides (every combination of a ``-m``
+sweep) with Hydra's compose API and validates it, before Hydra creates any directory. Errors name
+the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf.errors import OmegaConfBaseException
+
+from sim.config import ConfigError, format_problem, register, to_config
+
+
+def conf_dir() -> Path:
+    """The config tree: ``sim/conf`` in an installed wheel, else ``conf/`` beside the package."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"spacesim config tree not found beside {here}")
+
+
+def _is_hydra_key(override: str) -> bool:
+    key = override.lstrip("+~").split("=", 1)[0]
+    return key == "hydra" or key.startswith(("hydra.", "hydra/"))
+
+
+def _combinations(overrides: list[str], multirun: bool) -> Iterator[list[str]]:
+    own = [o for o in overrides if not _is_hydra_key(o)]
+    if not multirun:
+        yield own
+        return
+    parsed = OverridesParser.create().parse_overrides(own)
+    for batch in BasicSweeper.split_arguments(parsed, None):
+        yield from batch
+
+
+def _group_options(group: str) -> list[str]:
+    loader = GlobalHydra.instance().config_loader()
+    return sorted(o for o in loader.get_group_options(group) if not o.startswith("base_"))
+
+
+def _explain(exc: Exception, overrides: list[str]) -> list[str]:
+    """Turn a Hydra/OmegaConf composition error into messages naming key, value and allowed."""
+    if isinstance(exc, MissingConfigException):
+        m = re.search(r"Could not find '([^']+)/([^'/]+)'", str(exc))
+        if m:
+            group, option = m.group(1), m.group(2)
+            allowed = ", ".join(_group_options(group)) or "(none)"
+            return [format_problem(group, option, f"one of {allowed}")]
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None) or "?"
+        value: Any = next(
+            (o.split("=", 1)[1] for o in overrides if o.lstrip("+").split("=", 1)[0] == key),
+            "?",
+        )
+        first = str(cause).splitlines()[0]
+        target = re.search(r"converted to (\w+)", first)
+        allowed = f"a value of type {target.group(1)}" if target else first
+        return [format_problem(key, value, allowed)]
+    return [f"invalid config: {str(exc).strip()}"]
+
+
+def check_overrides(overrides: list[str], multirun: bool = False) -> list[str]:
+    """Every problem of the configs these overrides make (empty when all can run)."""
+    register()
+    messages: list[str] = []
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            try:
+                combos = list(_combinations(overrides, multirun))
+            except HydraException as exc:
+                return [f"invalid override: {exc}"]
+            for combo in combos:
+                try:
+                    cfg = compose(config_name="config", overrides=combo)
+                    to_config(cfg)
+                except ConfigError as exc:
+                    messages += [str(exc)] if not exc.problems else str(exc).splitlines()
+                except (HydraException, OmegaConfBaseException, ValueError) as exc:
+                    messages += _explain(exc, combo)
+                if messages:
+                    break
+    finally:
+        GlobalHydra.instance().clear()
+    return list(dict.fromkeys(messages))

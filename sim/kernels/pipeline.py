@@ -1,0 +1,222 @@
+"""The join pipeline of one tick: admission, placement, join queues and retries, attempt by attempt.
+
+For the tick ``[t0, t_end)`` the kernel merges two time-ordered streams, the new listeners' first
+attempts (sorted) and the retry heap, and handles every attempt at its own timestamp:
+
+1. the admission policy admits it or rejects it (``bucket``);
+2. the placement policy picks a node; the node rejects it when it holds its connection cap
+   (``full``) or when its waiting room is full (``queue``);
+3. otherwise it takes a connection and enters the node's FIFO join queue (``sim.kernels.queue``): it
+   joins at the end of its service, or gives up after the join timeout (``timeout``) and hands its
+   connection back;
+4. a joined listener keeps its connection for an exponential session and then leaves;
+5. a failed attempt asks the retry policy for its next attempt time, which goes into the retry heap
+   (and is handled in this same tick when it falls before ``t_end``), or the listener abandons.
+
+Nothing in the result depends on where the tick boundaries fall: the per-node state (worker-free
+times, waiting-room exits, connection releases), the bucket and the retry heap carry across ticks,
+and each random stream is drawn in event order. The joins and departures are kept in two heaps and
+counted in time order by ``advance`` (concurrent listeners, their peak).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim.kernels import admission, heap, placement, queue, retry
+
+REJECT_BUCKET = admission.REJECT_BUCKET
+REJECT_FULL = 1
+REJECT_QUEUE = 2
+REJECT_TIMEOUT = 3
+REASONS = ("bucket", "full", "queue", "timeout")
+
+# per-tick counters written by ``step`` and ``advance``
+C_ARRIVALS = 0  # new listeners (first attempts)
+C_ATTEMPTS = 1  # all attempts, first and retries
+C_ADMITTED = 2  # attempts that passed admission
+C_JOINING = 3  # attempts that will join (their service ends within the join timeout)
+C_ABANDONED = 4  # listeners who gave up after a failed attempt in this tick
+C_JOINED = 5  # joins completed in this tick
+C_LEFT = 6  # listeners who left in this tick
+C_REJECT = 7  # C_REJECT + reason: rejections by reason
+N_COUNTERS = C_REJECT + len(REASONS)
+
+# integer state: sizes of the global heaps and the concurrency tracker
+S_RETRY_N = 0
+S_JOIN_N = 1
+S_DEP_N = 2
+S_CONCURRENT = 3
+S_PEAK = 4
+N_ISTATE = 5
+
+
+@njit(cache=True)
+def step(
+    t_end: float,
+    arrivals: np.ndarray,
+    adm_kind: int,
+    adm_params: np.ndarray,
+    adm_state: np.ndarray,
+    plc_kind: int,
+    rty_kind: int,
+    rty_params: np.ndarray,
+    service_mean_s: float,
+    join_timeout_s: float,
+    session_mean_s: float,
+    free: np.ndarray,
+    wroom: np.ndarray,
+    wn: np.ndarray,
+    conn: np.ndarray,
+    cn: np.ndarray,
+    rt: np.ndarray,
+    rf: np.ndarray,
+    rk: np.ndarray,
+    jt: np.ndarray,
+    jd: np.ndarray,
+    jz: np.ndarray,
+    istate: np.ndarray,
+    counts: np.ndarray,
+    latency: np.ndarray,
+    rng_place: np.random.Generator,
+    rng_service: np.random.Generator,
+    rng_retry: np.random.Generator,
+    rng_session: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Handle every attempt before ``t_end``; return the (possibly grown) heaps and latency buffer.
+
+    Returns ``(rt, rf, rk, jt, jd, jz, latency, n_latency)``: the retry heap (time, first-attempt
+    time, failed attempts so far), the join heap (join time, departure time, unused) and the join
+    latencies of this tick's joining attempts in ``latency[:n_latency]``.
+    """
+    wcap = wroom.shape[1]
+    conncap = conn.shape[1]
+    rn = istate[S_RETRY_N]
+    jn = istate[S_JOIN_N]
+    nlat = 0
+    ia = 0
+    na = arrivals.shape[0]
+    counts[C_ARRIVALS] += na
+    while True:
+        # the next attempt: a new listener or a due retry, whichever comes first
+        if ia < na and (rn == 0 or arrivals[ia] <= rt[0]):
+            t = arrivals[ia]
+            first = t
+            k = 1
+            ia += 1
+        elif rn > 0 and rt[0] < t_end:
+            t = rt[0]
+            first = rf[0]
+            k = rk[0] + 1
+            rn = heap.pop3(rt, rf, rk, rn)
+        else:
+            break
+        counts[C_ATTEMPTS] += 1
+        fail_t = t
+        reason = admission.admit(adm_kind, adm_params, adm_state, t)
+        if reason < 0:
+            counts[C_ADMITTED] += 1
+            node = placement.choose(plc_kind, conn, cn, t, rng_place)
+            if placement.held(conn, cn, node, t) >= conncap:
+                reason = REJECT_FULL
+            else:
+                patience = join_timeout_s
+                service = rng_service.exponential(service_mean_s)
+                outcome, _start, end, wn[node] = queue.offer(
+                    t, patience, service, free[node], wroom[node], wn[node], wcap
+                )
+                if outcome == queue.QUEUE_FULL:
+                    reason = REJECT_QUEUE
+                elif outcome == queue.TIMEOUT:
+                    reason = REJECT_TIMEOUT
+                    fail_t = end
+                    cn[node] = heap.push(conn[node], cn[node], end)
+                else:
+                    leave = end + rng_session.exponential(session_mean_s)
+                    cn[node] = heap.push(conn[node], cn[node], leave)
+                    if jn == jt.shape[0]:
+                        jt = heap.grow(jt)
+                        jd = heap.grow(jd)
+                        jz = heap.grow(jz)
+                    jn = heap.push3(jt, jd, jz, jn, end, leave, 0)
+                    if nlat == latency.shape[0]:
+                        latency = heap.grow(latency)
+                    latency[nlat] = end - first
+                    nlat += 1
+                    counts[C_JOINING] += 1
+        if reason >= 0:
+            counts[C_REJECT + reason] += 1
+            wait = retry.delay(rty_kind, rty_params, k, rng_retry)
+            if wait < 0.0:
+                counts[C_ABANDONED] += 1
+            else:
+                if rn == rt.shape[0]:
+                    rt = heap.grow(rt)
+                    rf = heap.grow(rf)
+                    rk = heap.grow(rk)
+                rn = heap.push3(rt, rf, rk, rn, fail_t + wait, first, k)
+    istate[S_RETRY_N] = rn
+    istate[S_JOIN_N] = jn
+    return rt, rf, rk, jt, jd, jz, latency, nlat
+
+
+@njit(cache=True)
+def advance(
+    t_end: float,
+    jt: np.ndarray,
+    jd: np.ndarray,
+    jz: np.ndarray,
+    dep: np.ndarray,
+    istate: np.ndarray,
+    fstate: np.ndarray,
+    counts: np.ndarray,
+) -> np.ndarray:
+    """Count joins and departures before ``t_end`` in time order; track the peak.
+
+    ``fstate[0]`` is the time of the peak. Returns the (possibly grown) departure heap.
+    """
+    jn = istate[S_JOIN_N]
+    dn = istate[S_DEP_N]
+    now = istate[S_CONCURRENT]
+    peak = istate[S_PEAK]
+    while True:
+        tj = jt[0] if jn > 0 else np.inf
+        td = dep[0] if dn > 0 else np.inf
+        if min(tj, td) >= t_end:
+            break
+        if tj <= td:
+            leave = jd[0]
+            jn = heap.pop3(jt, jd, jz, jn)
+            if dn == dep.shape[0]:
+                dep = heap.grow(dep)
+            dn = heap.push(dep, dn, leave)
+            now += 1
+            counts[C_JOINED] += 1
+            if now > peak:
+                peak = now
+                fstate[0] = tj
+        else:
+            dn = heap.pop(dep, dn)
+            now -= 1
+            counts[C_LEFT] += 1
+    istate[S_JOIN_N] = jn
+    istate[S_DEP_N] = dn
+    istate[S_CONCURRENT] = now
+    istate[S_PEAK] = peak
+    return dep
+
+
+@njit(cache=True)
+def fleet_snapshot(
+    t: float, wroom: np.ndarray, wn: np.ndarray, conn: np.ndarray, cn: np.ndarray
+) -> tuple[int, int]:
+    """``(waiting, held)``: attempts in waiting rooms and connections held, over all nodes, at ``t``."""
+    waiting = 0
+    held = 0
+    for i in range(wn.shape[0]):
+        wn[i] = heap.drain(wroom[i], wn[i], t)
+        cn[i] = heap.drain(conn[i], cn[i], t)
+        waiting += wn[i]
+        held += cn[i]
+    return waiting, held

@@ -1,0 +1,110 @@
+"""The join pipeline component: admission, placement, join queues, retries and the listener count.
+
+It owns the state that outlives a tick (the admission policy's state, the retry heap, the heap of
+pending joins and the heap of departures) and hands each tick's attempts to the numba kernel
+``sim.kernels.pipeline.step``; ``advance`` then counts the joins and departures of the tick in time
+order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.kernels import pipeline
+from sim.model.fleet import EdgeFleet
+from sim.policies import PLACEMENT, AdmissionConfig, ClientConfig
+
+_INITIAL = 1024
+
+
+class JoinPipeline:
+    """Per-tick join handling for one room."""
+
+    def __init__(
+        self,
+        fleet: EdgeFleet,
+        admission: AdmissionConfig,
+        client: ClientConfig,
+        session_mean_s: float,
+        rngs: dict[str, np.random.Generator],
+    ) -> None:
+        self.fleet = fleet
+        self.adm_kind, self.adm_params = admission.kernel()
+        # token-bucket style state: (tokens, last time); a bucket starts full
+        burst = float(self.adm_params[1]) if self.adm_params.size > 1 else 0.0
+        self.adm_state = np.array([burst, 0.0], dtype=np.float64)
+        self.rty_kind, self.rty_params = client.kernel()
+        self.plc_kind = PLACEMENT[fleet.cfg.placement]
+        self.session_mean_s = session_mean_s
+        self.rngs = rngs
+        self.rt = np.zeros(_INITIAL)
+        self.rf = np.zeros(_INITIAL)
+        self.rk = np.zeros(_INITIAL, dtype=np.int64)
+        self.jt = np.zeros(_INITIAL)
+        self.jd = np.zeros(_INITIAL)
+        self.jz = np.zeros(_INITIAL, dtype=np.int64)
+        self.dep = np.zeros(_INITIAL)
+        self.latency = np.zeros(_INITIAL)
+        self.istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
+        self.fstate = np.zeros(1, dtype=np.float64)
+
+    def step(self, t_end: float, arrivals: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Handle every attempt before ``t_end``; return this tick's join latencies (a copy)."""
+        f = self.fleet
+        cfg = f.cfg
+        r = self.rngs
+        (self.rt, self.rf, self.rk, self.jt, self.jd, self.jz, self.latency, n) = pipeline.step(
+            t_end,
+            arrivals,
+            self.adm_kind,
+            self.adm_params,
+            self.adm_state,
+            self.plc_kind,
+            self.rty_kind,
+            self.rty_params,
+            cfg.join_service_mean_s,
+            cfg.join_timeout_s,
+            self.session_mean_s,
+            f.free,
+            f.wroom,
+            f.wn,
+            f.conn,
+            f.cn,
+            self.rt,
+            self.rf,
+            self.rk,
+            self.jt,
+            self.jd,
+            self.jz,
+            self.istate,
+            counts,
+            self.latency,
+            r["placement"],
+            r["service"],
+            r["retry"],
+            r["session"],
+        )
+        self.dep = pipeline.advance(
+            t_end, self.jt, self.jd, self.jz, self.dep, self.istate, self.fstate, counts
+        )
+        return self.latency[:n].copy()
+
+    @property
+    def pending_retries(self) -> int:
+        return int(self.istate[pipeline.S_RETRY_N])
+
+    @property
+    def concurrent(self) -> int:
+        return int(self.istate[pipeline.S_CONCURRENT])
+
+    @property
+    def peak(self) -> tuple[int, float]:
+        return int(self.istate[pipeline.S_PEAK]), float(self.fstate[0])
+
+    @property
+    def idle(self) -> bool:
+        """No retry pending, no join pending and nobody connected."""
+        s = self.istate
+        return bool(
+            s[pipeline.S_RETRY_N] == 0 and s[pipeline.S_JOIN_N] == 0 and s[pipeline.S_DEP_N] == 0
+        )

@@ -1,0 +1,70 @@
+"""Per-tick time series and the run's summary statistics.
+
+Each tick appends one row: the counters the kernels wrote for the tick (arrivals, attempts,
+admissions, rejections by reason, joins, departures, abandonments), the state at the tick's end
+(concurrent listeners, waiting attempts, connections held, nodes up) and the join-latency quantiles
+of the attempts that will join. Column names carry their units (``_s``) or are counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.kernels import pipeline
+
+COUNTERS = {
+    "arrivals": pipeline.C_ARRIVALS,
+    "attempts": pipeline.C_ATTEMPTS,
+    "admitted": pipeline.C_ADMITTED,
+    "joining": pipeline.C_JOINING,
+    "abandoned": pipeline.C_ABANDONED,
+    "joined": pipeline.C_JOINED,
+    "left": pipeline.C_LEFT,
+} | {f"rejected_{r}": pipeline.C_REJECT + i for i, r in enumerate(pipeline.REASONS)}
+STATE = ("concurrent", "waiting", "connections", "nodes_up", "retries_pending")
+QUANTILES = {"join_latency_p50_s": 0.5, "join_latency_p99_s": 0.99}
+
+
+class Metrics:
+    """Collects one row per tick and every join latency."""
+
+    def __init__(self) -> None:
+        self.t_s: list[float] = []
+        self.rows: list[np.ndarray] = []
+        self.state: dict[str, list[int]] = {k: [] for k in STATE}
+        self.quantiles: dict[str, list[float]] = {k: [] for k in QUANTILES}
+        self.latencies: list[np.ndarray] = []
+        self.totals = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
+
+    def record(
+        self, t_end: float, counts: np.ndarray, latency: np.ndarray, state: dict[str, int]
+    ) -> None:
+        self.t_s.append(t_end)
+        self.rows.append(counts.copy())
+        self.totals += counts
+        for k in STATE:
+            self.state[k].append(state[k])
+        for k, q in QUANTILES.items():
+            self.quantiles[k].append(float(np.quantile(latency, q)) if latency.size else np.nan)
+        if latency.size:
+            self.latencies.append(latency)
+
+    def total(self, name: str) -> int:
+        return int(self.totals[COUNTERS[name]])
+
+    def rejected(self) -> dict[str, int]:
+        return {r: int(self.totals[pipeline.C_REJECT + i]) for i, r in enumerate(pipeline.REASONS)}
+
+    def latency_quantile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        return float(np.quantile(np.concatenate(self.latencies), q))
+
+    def timeseries(self) -> dict[str, np.ndarray]:
+        """The per-tick columns as arrays (``t_s`` is each tick's end)."""
+        rows = np.array(self.rows, dtype=np.int64).reshape(len(self.rows), pipeline.N_COUNTERS)
+        out: dict[str, np.ndarray] = {"t_s": np.array(self.t_s, dtype=np.float64)}
+        out |= {k: rows[:, i] for k, i in COUNTERS.items()}
+        out |= {k: np.array(v, dtype=np.int64) for k, v in self.state.items()}
+        out |= {k: np.array(v, dtype=np.float64) for k, v in self.quantiles.items()}
+        return out
