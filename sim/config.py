@@ -1,8 +1,8 @@
 """Typed configuration: the dataclasses behind ``conf/``, their validation, and the Hydra store.
 
 Every parameter has its unit in its name (``join_timeout_s``, ``rate_per_s``). The Hydra config tree
-(``conf/``) composes these dataclasses; ``problems()`` lists every value that is wrong, naming the key,
-the value and what is allowed, so that ``spacesim`` can refuse a config before anything runs.
+(``conf/``) composes these dataclasses; ``problems()`` lists every value that is wrong, naming the
+key, the value and what is allowed, so that ``spacesim`` can refuse a config before anything runs.
 
 Scaled workloads: when ``scenario.expected_arrivals`` is set, the surge profile is a shape that is
 multiplied by ``s = expected_arrivals / Λ(end)``. The resolvers ``${scale:x}`` (x·s) and
@@ -28,8 +28,8 @@ SHAPES = ("linear", "exp")
 class PointConfig:
     """A data point of λ(t); ``shape`` is the shape of the segment from this point to the next.
 
-    ``linear`` interpolates to the next point's rate; ``exp`` decays (or grows) from this rate toward
-    the next point's rate with time constant ``tau_s``.
+    ``linear`` interpolates to the next point's rate; ``exp`` decays (or grows) from this rate
+    toward the next point's rate with time constant ``tau_s``.
     """
 
     t_s: float = MISSING
@@ -79,7 +79,7 @@ class ScenarioConfig:
         return total
 
     def scale(self) -> float:
-        """The factor ``s`` applied to the profile's rates (1 when ``expected_arrivals`` is unset)."""
+        """The factor ``s`` applied to the rates (1 when ``expected_arrivals`` is unset)."""
         if self.expected_arrivals is None:
             return 1.0
         total = self.unscaled_total()
@@ -203,7 +203,8 @@ def to_config(cfg: DictConfig) -> Config:
     missing = [k for k in missing_keys(cfg) if not k.startswith("hydra")]
     if missing:
         raise ConfigError([(k, "???", "a value is required") for k in missing])
-    node = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    keys = [str(k) for k in cfg if k != "hydra"]
+    node = OmegaConf.masked_copy(cfg, keys) if "hydra" in cfg else cfg
     typed = OmegaConf.to_object(node)
     if not isinstance(typed, Config):
         raise ConfigError([("<root>", type(typed).__name__, "the spacesim Config tree")])

@@ -1,4 +1,4 @@
-"""The Hydra side of ``spacesim run``: where ``conf/`` is, checking overrides before a run, the task.
+"""The Hydra side of ``spacesim run``: where ``conf/`` is, and checking overrides before a run.
 
 ``check_overrides`` composes the config for the given overrides (every combination of a ``-m``
 sweep) with Hydra's compose API and validates it, before Hydra creates any directory. Errors name

@@ -17,7 +17,9 @@ NAMES = ("arrivals", "placement", "service", "retry", "session")
 
 def stream(seed: int, name: str) -> np.random.Generator:
     """The generator of stream ``name`` for ``seed``."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, zlib.crc32(name.encode())])))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence([seed, zlib.crc32(name.encode())]))
+    )
 
 
 def streams(seed: int, names: tuple[str, ...] = NAMES) -> dict[str, np.random.Generator]:

@@ -19,9 +19,9 @@ def _options(group: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("group", "option"), [(g, o) for g in GROUPS for o in _options(g)] + [
-        ("experiment", o) for o in _options("experiment")
-    ]
+    ("group", "option"),
+    [(g, o) for g in GROUPS for o in _options(g)]
+    + [("experiment", o) for o in _options("experiment")],
 )
 def test_every_group_option_composes_and_validates(group: str, option: str) -> None:
     cfg = typed_config([f"{group}={option}"])

@@ -58,7 +58,9 @@ def token_bucket(
     """
     times = np.ascontiguousarray(times, dtype=np.float64)
     if rate_per_s < 0 or burst < 1:
-        raise ValueError(f"token bucket needs rate_per_s >= 0 and burst >= 1, got {rate_per_s}, {burst}")
+        raise ValueError(
+            f"token bucket needs rate_per_s >= 0 and burst >= 1, got {rate_per_s}, {burst}"
+        )
     if times.size and np.any(np.diff(times) < 0):
         raise ValueError("token bucket: attempt times must be sorted")
     if state is None:

@@ -1,6 +1,6 @@
 """Binary min-heaps on numpy arrays, for numba kernels.
 
-A heap is an array ``h`` plus a size ``n``: ``h[:n]`` holds the entries and ``h[0]`` is the smallest.
+A heap is an array ``h`` plus a size ``n``: ``h[:n]`` holds the entries, ``h[0]`` the smallest.
 Functions return the new size; the caller owns the array and its capacity. ``push3``/``pop3`` keep
 two payload arrays in step with the keys, so a heap of retries can carry (time, first try, attempt).
 These are the data structures behind the join queues (server-free times, waiting-room exits,

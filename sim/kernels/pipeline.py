@@ -211,7 +211,7 @@ def advance(
 def fleet_snapshot(
     t: float, wroom: np.ndarray, wn: np.ndarray, conn: np.ndarray, cn: np.ndarray
 ) -> tuple[int, int]:
-    """``(waiting, held)``: attempts in waiting rooms and connections held, over all nodes, at ``t``."""
+    """``(waiting, held)`` at ``t``: attempts in waiting rooms, connections held (all nodes)."""
     waiting = 0
     held = 0
     for i in range(wn.shape[0]):

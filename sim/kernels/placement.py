@@ -4,7 +4,8 @@
 connection-release times, after dropping releases due by ``t``) and returns a node index.
 
 - ``RANDOM``: a uniformly random node.
-- ``POWER_OF_TWO``: two distinct random nodes, the one holding fewer connections (the first on a tie).
+- ``POWER_OF_TWO``: two distinct random nodes, the one holding fewer connections (the first on a
+  tie).
 - ``LEAST_LOADED``: the node holding the fewest connections (the lowest index on a tie); it looks
   at every node, so it costs O(nodes) per attempt.
 
@@ -27,7 +28,7 @@ LEAST_LOADED = 2
 def held(conn: np.ndarray, cn: np.ndarray, i: int, t: float) -> int:
     """Connections node ``i`` holds at time ``t`` (drops the releases due by ``t``)."""
     cn[i] = heap.drain(conn[i], cn[i], t)
-    return cn[i]
+    return int(cn[i])
 
 
 @njit(cache=True)
@@ -35,10 +36,10 @@ def choose(kind: int, conn: np.ndarray, cn: np.ndarray, t: float, rng: np.random
     """Pick a node for an attempt at time ``t``."""
     n = cn.shape[0]
     if kind == RANDOM or n == 1:
-        return rng.integers(0, n)
+        return int(rng.integers(0, n))
     if kind == POWER_OF_TWO:
-        i = rng.integers(0, n)
-        j = rng.integers(0, n - 1)
+        i = int(rng.integers(0, n))
+        j = int(rng.integers(0, n - 1))
         if j >= i:
             j += 1
         return i if held(conn, cn, i, t) <= held(conn, cn, j, t) else j

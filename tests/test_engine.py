@@ -1,0 +1,83 @@
+"""The engine on the reference workload: conservation, all rejection reasons, determinism."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sim.engine import simulate
+from tests.conftest import typed_config
+
+BENCH = ["experiment=bench_surge", "scenario.expected_arrivals=1e4"]
+# what may differ between runs of the same config and seed: the clock and the tick grid
+VOLATILE = ("wall_s", "ticks", "sim_end_s")
+
+
+def _stable(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if k not in VOLATILE}
+
+
+@pytest.fixture(scope="module")
+def bench_run() -> Any:
+    return simulate(typed_config([*BENCH, "seed=3"]))
+
+
+def test_counts_are_conserved(bench_run: Any) -> None:
+    s = bench_run.summary
+    assert s["arrivals"] == s["joined"] + s["abandoned"]
+    assert s["attempts"] == s["joined"] + sum(s["rejected"].values())
+    assert not s["failed"]
+
+
+def test_all_four_rejection_reasons_occur(bench_run: Any) -> None:
+    rejected = bench_run.summary["rejected"]
+    assert set(rejected) >= {"bucket", "full", "queue", "timeout"}
+    assert all(rejected[r] > 0 for r in ("bucket", "full", "queue", "timeout")), rejected
+
+
+def test_arrivals_match_the_expected_count(bench_run: Any) -> None:
+    s = bench_run.summary
+    assert abs(s["arrivals"] - 1e4) < 4 * np.sqrt(1e4)
+
+
+def test_everyone_leaves_and_the_peak_respects_the_connection_cap(bench_run: Any) -> None:
+    s = bench_run.summary
+    ts = bench_run.timeseries
+    assert ts["concurrent"][-1] == 0
+    assert ts["joined"].sum() == ts["left"].sum() == s["joined"]
+    assert s["peak_concurrent"] == ts["concurrent"].max() or s["peak_concurrent"] > 0
+    assert s["peak_concurrent"] <= s["nodes"] * 1000
+    assert 0 < s["join_latency_p50_s"] <= s["join_latency_p99_s"]
+
+
+def test_timeseries_columns_add_up(bench_run: Any) -> None:
+    s = bench_run.summary
+    ts = bench_run.timeseries
+    assert ts["arrivals"].sum() == s["arrivals"]
+    assert ts["attempts"].sum() == s["attempts"]
+    for reason, n in s["rejected"].items():
+        assert ts[f"rejected_{reason}"].sum() == n
+    assert np.all(np.diff(ts["t_s"]) > 0)
+
+
+def test_same_seed_same_summary() -> None:
+    a = simulate(typed_config([*BENCH, "seed=5"])).summary
+    b = simulate(typed_config([*BENCH, "seed=5"])).summary
+    c = simulate(typed_config([*BENCH, "seed=6"])).summary
+    assert _stable(a) == _stable(b)
+    assert _stable(a) != _stable(c)
+
+
+@pytest.mark.parametrize("tick_s", [0.25, 7.0])
+def test_results_do_not_depend_on_the_tick(tick_s: float, bench_run: Any) -> None:
+    """Queueing inside a tick is exact, so with no tick-boundary interactions the tick is moot."""
+    other = simulate(typed_config([*BENCH, "seed=3", f"engine.tick_s={tick_s}"]))
+    assert _stable(other.summary) == _stable(bench_run.summary)
+
+
+def test_max_sim_s_marks_the_run_failed() -> None:
+    s = simulate(typed_config([*BENCH, "engine.max_sim_s=100"])).summary
+    assert s["failed"]
+    assert "max_sim_s" in s["failure_reason"]
