@@ -19,11 +19,14 @@ commands:
   run [overrides]     simulate one surge (Hydra overrides; -m for a multirun);
                       writes summary.json and run.h5 to the run dir.
                       `spacesim run --help` lists the config groups and values.
+  validate ...        simulate the join queue against queueing theory (Erlang B/C/A,
+                      M/M/c/K); `spacesim validate --help`.
 
 examples:
   spacesim run
   spacesim run experiment=bench_surge scenario.expected_arrivals=1e5 hydra.run.dir=out/bench
   spacesim run -m seed=1,2,3 platform.nodes=32,64
+  spacesim validate --lam 9.8 --mu 1 -c 10 --theta 0.5
 """
 
 _NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version")
@@ -103,10 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "run":
         return cmd_run(args[1:])
+    if args and args[0] == "validate":
+        from sim.validation import main as validate_main
+
+        return validate_main(args[1:])
     parser = argparse.ArgumentParser(
         prog="spacesim", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", nargs="?", choices=["run"], help="what to do")
+    parser.add_argument("command", nargs="?", choices=["run", "validate"], help="what to do")
     ns = parser.parse_args(args)
     if ns.command is None:
         parser.print_help()
