@@ -10,7 +10,7 @@ attempt is admitted, otherwise the rejection reason code it earns (``REJECT_BUCK
   bucket is exact: it is evaluated at every attempt's own timestamp.
 
 Adding a policy: a new kind constant, a branch in ``admit`` and a Python class in
-``sim/model/policies.py`` that names it.
+``sim/policies.py`` that names it.
 """
 
 from __future__ import annotations

@@ -45,18 +45,20 @@ F64 = NDArray[np.float64]
 LINEAR, EXP = 0, 1
 _SHAPES = {"linear": LINEAR, "exp": EXP}
 _U11, _ONE = np.uint64(11), np.uint64(1)
-_GOLDEN, _M1, _M2 = (np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+_GOLDEN, _M1, _M2 = (
+    np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+)
 
 
 # ---------------------------------------------------------------- per-segment closed forms
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _seg_cum(x: float, h: float, r0: float, r1: float, shp: int, tau: float) -> float:
     if shp == LINEAR:
         return x * (r0 + 0.5 * (r1 - r0) * (x / h))
     return r1 * x - (r0 - r1) * tau * math.expm1(-x / tau)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _seg_invert(
     r: float, h: float, r0: float, r1: float, shp: int, tau: float, x0: float
 ) -> tuple[float, float]:
@@ -70,7 +72,8 @@ def _seg_invert(
         return min(r / r1 if r1 > 0.0 else 0.0, h), r1
     lo, hi, x, lam = 0.0, h, min(max(x0, 0.0), h), r0
     for _ in range(100):
-        em1 = math.expm1(-x / tau)
+        v = -x / tau  # exp - 1 is exact enough below -0.5 and much faster than expm1
+        em1 = math.expm1(v) if v > -0.5 else math.exp(v) - 1.0
         lam = r1 + c * (1.0 + em1)
         g = r1 * x - c * tau * em1 - r
         if g == 0.0:
@@ -85,10 +88,10 @@ def _seg_invert(
         dx, x = xn - x, xn
         if hi - lo <= 4e-16 * hi:
             break
-        if lam > 0.0:  # Newton error after this step ~ curv * dx^2 / 2
-            curv = abs(c) * (1.0 + em1) / (tau * lam)
-            if curv * abs(dx) < 1e-3 and curv * dx * dx <= 1e-16 * x:
-                break
+        # Newton error after this step ~ curv dx^2 / 2 with curv = |G''| / G' (no divisions)
+        k = abs(c) * (1.0 + em1) * abs(dx)
+        if lam > 0.0 and k < 1e-3 * tau * lam and k * abs(dx) <= 1e-16 * x * tau * lam:
+            break
     return x, lam
 
 
@@ -102,85 +105,94 @@ def _cum_at_knots(t: F64, rate: F64, shape: NDArray[np.int64], tau: F64) -> F64:
 
 
 @njit(cache=True)
-def _eval(
-    t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64, xs: F64, want_rate: bool
-) -> F64:
-    """Lambda(xs) (want_rate False) or lambda(xs) (want_rate True)."""
+def _cumulative(t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64, xs: F64) -> F64:
     n = t.size - 1
     out = np.zeros(xs.size)
     for k in range(xs.size):
         x = xs[k]
         if x >= t[n]:
-            out[k] = 0.0 if want_rate else cum[n]
+            out[k] = cum[n]
         elif x >= t[0]:
             i = np.searchsorted(t, x, side="right") - 1
-            h, d, r0, r1 = t[i + 1] - t[i], x - t[i], rate[i], rate[i + 1]
-            if not want_rate:
-                out[k] = cum[i] + _seg_cum(d, h, r0, r1, shape[i], tau[i])
-            elif shape[i] == LINEAR:
-                out[k] = r0 + (r1 - r0) * (d / h)
-            else:
-                out[k] = r1 + (r0 - r1) * math.exp(-d / tau[i])
+            h = t[i + 1] - t[i]
+            out[k] = cum[i] + _seg_cum(x - t[i], h, rate[i], rate[i + 1], shape[i], tau[i])
     return out
 
 
 @njit(cache=True)
 def _rate1(x: float, t: F64, rate: F64, shape: NDArray[np.int64], tau: F64) -> float:
-    return _eval(t, rate, shape, tau, t, np.full(1, x), True)[0]
+    if not t[0] <= x < t[t.size - 1]:
+        return 0.0
+    i = np.searchsorted(t, x, side="right") - 1
+    d, r0, r1 = x - t[i], rate[i], rate[i + 1]
+    if shape[i] == LINEAR:
+        return r0 + (r1 - r0) * (d / (t[i + 1] - t[i]))
+    return r1 + (r0 - r1) * math.exp(-d / tau[i])
 
 
 @njit(cache=True)
-def _map_next(
-    t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64,
-    y: float, i: int, x: float, r_prev: float, lam: float,
-) -> tuple[float, int, float, float, float]:  # fmt: skip
-    """Lambda^{-1}(y) for y not below the previous target, segment search starting at i,
-    Newton warm-started from the previous point (x, r_prev, lam) when in the same segment."""
-    n = t.size - 1
-    if y >= cum[n]:
-        return np.inf, i, x, r_prev, lam
-    warm = x >= 0.0 and lam > 0.0
-    while y >= cum[i + 1]:
-        i += 1
-        warm = False
-    r, h = y - cum[i], t[i + 1] - t[i]
-    x0 = x + (r - r_prev) / lam if warm else h * r / (cum[i + 1] - cum[i])
-    x, lam = _seg_invert(r, h, rate[i], rate[i + 1], shape[i], tau[i], x0)
-    return min(t[i] + x, np.nextafter(t[n], -np.inf)), i, x, r, lam
+def _rates(t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64, xs: F64) -> F64:
+    out = np.empty(xs.size)
+    for k in range(xs.size):
+        out[k] = _rate1(xs[k], t, rate, shape, tau)
+    return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _invert(t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64, ys: F64) -> F64:
-    out = np.empty(ys.size)
+    n, out = t.size - 1, np.empty(ys.size)
     for k in range(ys.size):
         y = ys[k]
         if not y >= 0.0:
             out[k] = np.nan
-        else:
-            i = max(np.searchsorted(cum, y, side="right") - 1, 0)
-            out[k] = _map_next(t, rate, shape, tau, cum, y, min(i, t.size - 2), -1.0, 0, 0)[0]
+        elif y >= cum[n]:
+            out[k] = np.inf
+        else:  # cum[i] <= y < cum[i+1]: zero-mass segments are never picked
+            i = np.searchsorted(cum, y, side="right") - 1
+            r, h, m = y - cum[i], t[i + 1] - t[i], cum[i + 1] - cum[i]
+            x = _seg_invert(r, h, rate[i], rate[i + 1], shape[i], tau[i], h * r / m)[0]
+            out[k] = min(t[i] + x, np.nextafter(t[n], -np.inf))
     return out
 
 
 # ---------------------------------------------------------------- streaming sampler kernel
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _stream_fill(
-    t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64,
-    rng: np.random.Generator, st: F64, t_end: float, out: F64,
-) -> int:  # fmt: skip
-    """Emit pending points < t_end into out; st = [S, t_pending (nan: none drawn), segment,
-    x, residual, rate] of the pending point, updated in place."""
+    t: F64,
+    rate: F64,
+    shape: NDArray[np.int64],
+    tau: F64,
+    cum: F64,
+    rng: np.random.Generator,
+    st: F64,
+    t_end: float,
+    out: F64,
+) -> int:
+    """Emit the pending points < t_end into out, drawing S += Exp(1) and mapping each by
+    Lambda^{-1}; st = [S, t (nan: nothing drawn yet, inf: exhausted), segment, x, residual,
+    rate] of the pending point, updated in place. Scalars only in the loop (fast)."""
+    n, t_last = t.size - 1, np.nextafter(t[-1], -np.inf)
     s, tp, i, x, r, lam = st[0], st[1], int(st[2]), st[3], st[4], st[5]
-    if np.isnan(tp):
-        s = rng.standard_exponential()
-        tp, i, x, r, lam = _map_next(t, rate, shape, tau, cum, s, 0, -1.0, 0.0, 0.0)
-    k = 0
-    while k < out.size and tp < t_end:
-        out[k] = tp
-        k += 1
+    fresh, k = np.isnan(tp), 0
+    if fresh:
+        tp = -np.inf
+    while fresh or (k < out.size and tp < t_end):
+        if fresh:
+            fresh = False
+        else:
+            out[k] = tp
+            k += 1
         s += rng.standard_exponential()
-        tn, i, x, r, lam = _map_next(t, rate, shape, tau, cum, s, i, x, r, lam)
-        tp = max(tn, tp)  # sorted even if an inversion is off by an ulp
+        if s >= cum[n]:
+            tp = np.inf
+            break
+        warm = lam > 0.0  # Newton starts from the previous point of the same segment
+        while s >= cum[i + 1]:
+            i, warm = i + 1, False
+        ri, h = s - cum[i], t[i + 1] - t[i]
+        x0 = x + (ri - r) / lam if warm else h * ri / (cum[i + 1] - cum[i])
+        x, lam = _seg_invert(ri, h, rate[i], rate[i + 1], shape[i], tau[i], x0)
+        r, tp = ri, max(min(t[i] + x, t_last), tp)  # sorted even if off by an ulp
     st[0], st[1], st[2], st[3], st[4], st[5] = s, tp, i, x, r, lam
     return k
 
@@ -199,15 +211,13 @@ def _rotl(x: np.uint64, k: int) -> np.uint64:
 
 
 @njit(cache=True)
-def _window_exps(k0: np.uint64, k1: np.uint64, w: int, out: F64, o: int, m: int) -> float:
-    """Cumulated Exp(1) draws of window w: out[o + j] = S_{j+1} for j < m; returns S_{m+1}.
+def _window_exps(k0: np.uint64, k1: np.uint64, w: int, out: F64) -> float:
+    """Cumulated Exp(1) draws of window w: out[j] = S_{j+1} for j < out.size; returns S_{m+1}.
     xoshiro256** seeded by splitmix64 from (key, w): a counter-based stream per window."""
     z = _mix64(k0 + np.uint64(w) * _GOLDEN) ^ k1
-    z0 = _mix64(z + _GOLDEN)
-    z1 = _mix64(z + np.uint64(2) * _GOLDEN)
-    z2 = _mix64(z + np.uint64(3) * _GOLDEN)
-    z3 = _mix64(z + np.uint64(4) * _GOLDEN)
-    acc = 0.0
+    z0, z1 = _mix64(z + _GOLDEN), _mix64(z + np.uint64(2) * _GOLDEN)
+    z2, z3 = _mix64(z + np.uint64(3) * _GOLDEN), _mix64(z + np.uint64(4) * _GOLDEN)
+    acc, m = 0.0, out.size
     for j in range(m + 1):
         u = _rotl(z1 * np.uint64(5), 7) * np.uint64(9)
         tt = z1 << np.uint64(17)
@@ -217,10 +227,91 @@ def _window_exps(k0: np.uint64, k1: np.uint64, w: int, out: F64, o: int, m: int)
         z0 ^= z3
         z2 ^= tt
         z3 = _rotl(z3, 45)
-        acc -= math.log(float((u >> _U11) + _ONE) * 1.1102230246251565e-16)
+        # (top 53 bits + 1) / 2^53 is uniform on (0, 1]; int64 converts fast, uint64 does not
+        acc -= math.log(float(np.int64(u >> _U11) + 1) * 1.1102230246251565e-16)
         if j < m:
-            out[o + j] = acc
+            out[j] = acc
     return acc
+
+
+@njit(cache=True, error_model="numpy")
+def _one_minus_exp(d: float) -> float:
+    """1 - exp(-d) for 0 <= d <= 1/32 to double precision (Taylor to d^8, error < 1e-20 d)."""
+    p = 1.0 / 120 - d * (1.0 / 720 - d * (1.0 / 5040 - d * (1.0 / 40320)))
+    return d * (1.0 - d * (0.5 - d * (1.0 / 6 - d * (1.0 / 24 - d * p))))
+
+
+@njit(cache=True, error_model="numpy")
+def _map_block(
+    out: F64, scale: float, d_lo: float, t_i: float,
+    h: float, r0: float, r1: float, shp: int, tau: float, xa: float, span: float,
+) -> None:  # fmt: skip
+    """out[j] = t_i + x with Lambda_i(x) = out[j] * scale - d_lo: the points of one window
+    inside segment i, whose part of the window is [xa, xa + span]. Loops run over a view
+    from 0 so that LLVM can vectorise them."""
+    if shp == LINEAR or r0 == r1:  # closed form, vectorised
+        a = (r1 - r0) / h
+        for j in range(out.size):
+            r = max(out[j] * scale - d_lo, 0.0)
+            den = r0 + math.sqrt(max(r0 * r0 + 2.0 * a * r, 0.0))
+            out[j] = t_i + min(2.0 * r / den if den > 0.0 else 0.0, h)
+        return
+    c = r0 - r1
+    za = math.exp(-xa / tau)
+    lam_lo = min(r1 + c * za, r1 + c * za * math.exp(-span / tau))
+    # Newton from xa on [xa, xa + span]: error_k+1 <= K error_k^2 with K = max|G''|/(2 min G');
+    # rho = K span <= 1/16 makes 4 steps (the predictor plus 3) exact to 2^-60 span.
+    rho = abs(c) * za * span / (2.0 * tau * lam_lo) if lam_lo > 0.0 else np.inf
+    if rho <= 1.0 / 16 and span <= tau / 32:
+        ra, cza, inv_tau = _seg_cum(xa, h, r0, r1, shp, tau), c * za, 1.0 / tau
+        inv_lam = 1.0 / (r1 + cza)
+        for j in range(out.size):  # branch-free, vectorised; x is relative to xa
+            dr = out[j] * scale - d_lo - ra
+            x = min(max(dr * inv_lam, 0.0), span)
+            for _ in range(3):
+                q = _one_minus_exp(x * inv_tau)
+                g = r1 * x + cza * tau * q - dr
+                x = min(max(x - g / (r1 + cza * (1.0 - q)), 0.0), span)
+            out[j] = t_i + (xa + x)
+        return
+    x, lam, r_prev, mass = -1.0, 0.0, 0.0, _seg_cum(h, h, r0, r1, shp, tau)
+    for j in range(out.size):  # safeguarded Newton, warm-started from the previous point
+        r = max(out[j] * scale - d_lo, 0.0)
+        x0 = x + (r - r_prev) / lam if x >= 0.0 and lam > 0.0 else h * r / mass
+        x, lam = _seg_invert(r, h, r0, r1, shp, tau, x0)
+        r_prev = r
+        out[j] = t_i + x
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_window(
+    t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64, lo_t: float, hi_t: float,
+    b0: float, b1: float, key: NDArray[np.uint64], w: int, out: F64,
+) -> None:  # fmt: skip
+    """out = the sorted arrivals of window w = [lo_t, hi_t), with Lambda(lo_t), Lambda(hi_t)
+    = b0, b1, given their count out.size: exponential spacings, then inversion by blocks."""
+    n, m = t.size - 1, out.size
+    scale = (b1 - b0) / _window_exps(key[0], key[1], w, out)
+    i, ja = np.searchsorted(t, lo_t, side="right") - 1, 0
+    while ja < m:  # one block of points per segment overlapping the window
+        d_hi, jb = cum[i + 1] - b0, m
+        if i < n - 1 and out[m - 1] * scale >= d_hi:
+            lo, jb = ja, m - 1  # first j with out[j] * scale >= d_hi
+            while lo < jb:
+                mid = (lo + jb) // 2
+                if out[mid] * scale >= d_hi:
+                    jb = mid
+                else:
+                    lo = mid + 1
+        xa = max(lo_t - t[i], 0.0)
+        span = max(min(hi_t, t[i + 1]) - t[i] - xa, 0.0)
+        args = (t[i + 1] - t[i], rate[i], rate[i + 1], shape[i], tau[i], xa, span)
+        _map_block(out[ja:jb], scale, cum[i] - b0, t[i], *args)
+        ja, i = jb, i + 1
+    hi, prev = np.nextafter(hi_t, -np.inf), lo_t
+    for j in range(m):  # sorted and inside the window even where rounding disagrees
+        prev = min(max(out[j], prev), hi)
+        out[j] = prev
 
 
 @njit(cache=True, parallel=True)
@@ -228,29 +319,27 @@ def _fill_windows(
     t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64, edges: F64, base: F64,
     offs: NDArray[np.int64], w0: int, w1: int, key: NDArray[np.uint64], out: F64,
 ) -> None:  # fmt: skip
-    """Windows w0..w1-1: N_w = offs[w+1] - offs[w] sorted points in [edges[w], edges[w+1])."""
-    for q in prange(w1 - w0):
-        w = w0 + q
-        m, o = offs[w + 1] - offs[w], offs[w] - offs[w0]
-        if m == 0:
-            continue
-        scale = (base[w + 1] - base[w]) / _window_exps(key[0], key[1], w, out, o, m)
-        i = min(max(np.searchsorted(cum, base[w], side="right") - 1, 0), t.size - 2)
-        x, r, lam, prev = -1.0, 0.0, 0.0, edges[w]
-        hi = np.nextafter(edges[w + 1], -np.inf)
-        for j in range(m):
-            y = base[w] + out[o + j] * scale
-            tv, i, x, r, lam = _map_next(t, rate, shape, tau, cum, y, i, x, r, lam)
-            prev = min(max(tv, prev), hi)
-            out[o + j] = prev
+    """Windows w0..w1-1 into out; window w gets out[offs[w] - offs[w0]: offs[w+1] - offs[w0]].
+    Tasks take every n_tasks-th window, so the static prange schedule is balanced."""
+    n_tasks = min(w1 - w0, 256)
+    for task in prange(n_tasks):
+        for w in range(w0 + task, w1, n_tasks):
+            o, e = offs[w] - offs[w0], offs[w + 1] - offs[w0]
+            if e > o:
+                ends = (edges[w], edges[w + 1], base[w], base[w + 1])
+                _fill_window(t, rate, shape, tau, cum, *ends, key, w, out[o:e])
 
 
 # ---------------------------------------------------------------- thinning kernel
 @njit(cache=True)
 def _thin(
-    rate_fn: Callable[..., float], args: tuple, lam_max: float, t0: float, t1: float,  # type: ignore[type-arg]
+    rate_fn: Callable[..., float],
+    args: tuple[object, ...],
+    lam_max: float,
+    t0: float,
+    t1: float,
     rng: np.random.Generator,
-) -> tuple[F64, float, float]:  # fmt: skip
+) -> tuple[F64, float, float]:
     """Lewis-Shedler; returns (arrivals, t, rate) with t = nan unless rate(t) broke the bound."""
     out = np.empty(64)
     n, tt = 0, t0
@@ -269,18 +358,20 @@ def _thin(
 
 
 # ---------------------------------------------------------------- public API
-def _arr(name: str, v: ArrayLike, dtype: type, size: int | None) -> NDArray[np.generic]:
-    a = np.array(v, dtype=np.float64).reshape(-1) if np.ndim(v) <= 1 else None
-    if a is None or (size is not None and a.size != size) or a.size == 0:
-        raise ValueError(f"Profile.{name}={v!r}: expected a 1-D array of length {size or '>= 2'}")
-    bad = np.flatnonzero(~np.isfinite(a))
-    if bad.size:
-        raise ValueError(f"Profile.{name}[{bad[0]}]={a[bad[0]]}: must be finite")
-    out = a.astype(dtype)
-    if not np.array_equal(out, a):
-        raise ValueError(f"Profile.{name}={a!r}: must hold integers (0 linear, 1 exp)")
-    out.setflags(write=False)
-    return out
+_JIT = hasattr(_seg_cum, "py_func")  # False under NUMBA_DISABLE_JIT=1
+
+
+def _arr(name: str, v: ArrayLike, size: int) -> F64:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Profile.{name}={v!r}: expected numbers ({e})") from None
+    if a.ndim != 1 or a.size != size:
+        raise ValueError(f"Profile.{name}={v!r}: expected a 1-D array of length {size}")
+    if (i := _first(~np.isfinite(a))) is not None:
+        raise ValueError(f"Profile.{name}[{i}]={a[i]}: must be finite")
+    a.setflags(write=False)
+    return a
 
 
 def _first(mask: NDArray[np.bool_]) -> int | None:
@@ -299,21 +390,21 @@ class Profile:
     cum: F64 = field(init=False, repr=False)  # Lambda at the knots
 
     def __post_init__(self) -> None:
-        t = _arr("t", self.t, np.float64, None)
-        if t.size < 2:
-            raise ValueError(f"Profile.t={t!r}: needs at least 2 knots")
-        n = t.size - 1
-        rate = _arr("rate", self.rate, np.float64, n + 1)
-        shape = _arr("shape", self.shape, np.int64, n)
-        tau = _arr("tau", self.tau, np.float64, n)
+        n = np.size(self.t) - 1
+        if n < 1:
+            raise ValueError(f"Profile.t={self.t!r}: needs at least 2 knots")
+        t, rate = _arr("t", self.t, n + 1), _arr("rate", self.rate, n + 1)
+        shape_f, tau = _arr("shape", self.shape, n), _arr("tau", self.tau, n)
+        if (i := _first((shape_f != LINEAR) & (shape_f != EXP))) is not None:
+            raise ValueError(f"Profile.shape[{i}]={shape_f[i]}: allowed 0 (linear), 1 (exp)")
+        shape = shape_f.astype(np.int64)
+        shape.setflags(write=False)
         if t[0] < 0:
             raise ValueError(f"Profile.t[0]={t[0]}: must be >= 0")
         if (i := _first(np.diff(t) <= 0)) is not None:
             raise ValueError(f"Profile.t[{i + 1}]={t[i + 1]}: must be > t[{i}]={t[i]}")
         if (i := _first(rate < 0)) is not None:
             raise ValueError(f"Profile.rate[{i}]={rate[i]}: must be >= 0")
-        if (i := _first((shape != LINEAR) & (shape != EXP))) is not None:
-            raise ValueError(f"Profile.shape[{i}]={shape[i]}: allowed 0 (linear), 1 (exp)")
         if (i := _first((shape == EXP) & (tau <= 0))) is not None:
             raise ValueError(f"Profile.tau[{i}]={tau[i]}: must be > 0 on exp segments")
         for name, v in (("t", t), ("rate", rate), ("shape", shape), ("tau", tau)):
@@ -352,13 +443,15 @@ class Profile:
             raise ValueError(f"factor={factor}: must be finite and >= 0")
         return Profile(self.t, self.rate * factor, self.shape, self.tau)
 
-    def _apply(self, x: float | ArrayLike, kind: int) -> float | F64:
+    def arrays(self) -> tuple[F64, F64, NDArray[np.int64], F64, F64]:
+        """(t, rate, shape, tau, cum): the kernels' view of the profile."""
+        return self.t, self.rate, self.shape, self.tau, self.cum
+
+    def _apply(self, kernel: Callable[..., F64], x: float | ArrayLike) -> float | F64:
         xs = np.asarray(x, dtype=np.float64)
         if np.isnan(xs).any():
             raise ValueError(f"x={x!r}: NaN is not a time or a cumulative intensity")
-        a = (self.t, self.rate, self.shape, self.tau, self.cum)
-        flat = xs.reshape(-1)
-        res = _invert(*a, flat) if kind == 2 else _eval(*a, flat, kind == 1)
+        res = kernel(*self.arrays(), xs.reshape(-1))
         return float(res[0]) if xs.ndim == 0 else res.reshape(xs.shape)
 
     @overload
@@ -367,7 +460,7 @@ class Profile:
     def cumulative(self, x: F64) -> F64: ...
     def cumulative(self, x: float | F64) -> float | F64:
         """Lambda(x): expected arrivals in [t[0], x)."""
-        return self._apply(x, 0)
+        return self._apply(_cumulative, x)
 
     @overload
     def rate_at(self, x: float) -> float: ...
@@ -375,15 +468,16 @@ class Profile:
     def rate_at(self, x: F64) -> F64: ...
     def rate_at(self, x: float | F64) -> float | F64:
         """lambda(x), arrivals per second (0 outside [t[0], t[n]))."""
-        return self._apply(x, 1)
+        return self._apply(_rates, x)
 
     @overload
     def inverse(self, y: float) -> float: ...
     @overload
     def inverse(self, y: F64) -> F64: ...
     def inverse(self, y: float | F64) -> float | F64:
-        """Lambda^{-1}(y) = min{t: Lambda(t) = y} for 0 <= y < total(); +inf from total() on."""
-        return self._apply(y, 2)
+        """Lambda^{-1}(y) = inf{t: Lambda(t) > y} for 0 <= y < total() (never inside a stretch
+        of zero rate); +inf from total() on, NaN below 0."""
+        return self._apply(_invert, y)
 
 
 class NHPPStream:
@@ -419,7 +513,7 @@ class NHPPStream:
         while True:
             mean = max(p.cumulative(min(t_end, p.end_s)) - self._state[0], 0.0)
             buf = np.empty(int(min(max_chunk, mean + 6.0 * math.sqrt(mean) + 16.0)))
-            k = _stream_fill(p.t, p.rate, p.shape, p.tau, p.cum, self.rng, self._state, t_end, buf)
+            k = _stream_fill(*p.arrays(), self.rng, self._state, t_end, buf)
             if k:
                 yield buf[:k]
             if k < buf.size:
@@ -432,19 +526,21 @@ class NHPPStream:
         return chunks[0] if len(chunks) == 1 else np.concatenate([np.empty(0), *chunks])
 
 
-def _plan(profile: Profile, seed: int, window_s: float) -> tuple[F64, F64, NDArray[np.int64], NDArray[np.uint64]]:  # fmt: skip
+def _plan(
+    profile: Profile, seed: int, window_s: float
+) -> tuple[F64, F64, NDArray[np.int64], NDArray[np.uint64]]:
     if not (math.isfinite(window_s) and window_s > 0):
         raise ValueError(f"window_s={window_s}: must be finite and > 0")
     t0, tn = profile.start_s, profile.end_s
     if (tn - t0) / window_s > 1e8:
         raise ValueError(f"window_s={window_s}: more than 1e8 windows on [{t0}, {tn})")
-    edges = t0 + window_s * np.arange(math.ceil((tn - t0) / window_s))
+    edges = t0 + window_s * np.arange(math.ceil((tn - t0) / window_s), dtype=np.float64)
     edges = np.append(edges[edges < tn], tn)
     base = np.asarray(profile.cumulative(edges))
     count_ss, key_ss = np.random.SeedSequence(seed).spawn(2)
     counts = np.random.default_rng(count_ss).poisson(np.maximum(np.diff(base), 0.0))
     offs = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    return edges, base, offs, key_ss.generate_state(2, np.uint64)
+    return edges, base, offs, key_ss.generate_state(2, np.uint64).astype(np.uint64)
 
 
 def iter_parallel(
@@ -457,8 +553,8 @@ def iter_parallel(
     """`sample_parallel` in sorted chunks of whole windows, each of at most max_chunk
     arrivals (a single window above max_chunk is yielded alone)."""
     edges, base, offs, key = _plan(profile, seed, window_s)
-    if n_threads is not None and not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(f"n_threads={n_threads}: allowed 1..{numba.config.NUMBA_NUM_THREADS}")
+    if n_threads is not None and n_threads < 1:
+        raise ValueError(f"n_threads={n_threads}: must be >= 1 (numba checks the maximum)")
     p, nw, w0 = profile, edges.size - 1, 0
     while w0 < nw:
         w1 = max(int(np.searchsorted(offs, offs[w0] + max_chunk, side="right")) - 1, w0 + 1)
@@ -468,7 +564,7 @@ def iter_parallel(
         numba.set_num_threads(n_threads or prev)
         try:
             with np.errstate(over="ignore"):  # uint64 wrap-around when run without JIT
-                _fill_windows(p.t, p.rate, p.shape, p.tau, p.cum, edges, base, offs, w0, w1, key, out)  # fmt: skip
+                _fill_windows(*p.arrays(), edges, base, offs, w0, w1, key, out)
         finally:
             numba.set_num_threads(prev)
         yield out
@@ -500,15 +596,17 @@ def sample_thinning(
     t1 means max(rate), start_s, end_s). Raises ValueError at a point where the rate is
     outside [0, lam_max].
     """
-    args: tuple[F64 | NDArray[np.int64], ...] = ()
-    fn: Callable[..., float] = rate_fn
+    args: tuple[object, ...] = ()
+    fn: Callable[..., float]
     if isinstance(rate_fn, Profile):
         fn, args = _rate1, (rate_fn.t, rate_fn.rate, rate_fn.shape, rate_fn.tau)
         lam_max = float(rate_fn.rate.max()) if lam_max is None else lam_max
         t0 = rate_fn.start_s if t0 is None else t0
         t1 = rate_fn.end_s if t1 is None else t1
-    elif not (numba.config.DISABLE_JIT or hasattr(rate_fn, "py_func")):
+    elif _JIT and not hasattr(rate_fn, "py_func"):
         raise TypeError(f"rate_fn={rate_fn!r}: must be an @numba.njit function or a Profile")
+    else:
+        fn = rate_fn
     if lam_max is None or t0 is None or t1 is None:
         raise ValueError("lam_max, t0 and t1 are required unless rate_fn is a Profile")
     if not (math.isfinite(lam_max) and lam_max > 0):

@@ -15,7 +15,8 @@ attempts (sorted) and the retry heap, and handles every attempt at its own times
 
 Nothing in the result depends on where the tick boundaries fall: the per-node state (worker-free
 times, waiting-room exits, connection releases), the bucket and the retry heap carry across ticks,
-and each random stream is drawn in event order. The joins and departures are kept in two heaps and
+and each random stream is drawn in event order (retries due at the very same instant leave the heap
+in heap order, which is deterministic too). The joins and departures are kept in two heaps and
 counted in time order by ``advance`` (concurrent listeners, their peak).
 """
 
@@ -36,11 +37,11 @@ REASONS = ("bucket", "full", "queue", "timeout")
 C_ARRIVALS = 0  # new listeners (first attempts)
 C_ATTEMPTS = 1  # all attempts, first and retries
 C_ADMITTED = 2  # attempts that passed admission
-C_JOINING = 3  # attempts that will join (their service ends within the join timeout)
+C_JOINING = 3  # attempts that will join (they got a worker within the join timeout)
 C_ABANDONED = 4  # listeners who gave up after a failed attempt in this tick
 C_JOINED = 5  # joins completed in this tick
 C_LEFT = 6  # listeners who left in this tick
-C_REJECT = 7  # C_REJECT + reason: rejections by reason
+C_REJECT = 7  # C_REJECT + reason: rejections by reason, in the tick of the attempt
 N_COUNTERS = C_REJECT + len(REASONS)
 
 # integer state: sizes of the global heaps and the concurrency tracker

@@ -9,7 +9,7 @@ connection-release times, after dropping releases due by ``t``) and returns a no
 - ``LEAST_LOADED``: the node holding the fewest connections (the lowest index on a tie); it looks
   at every node, so it costs O(nodes) per attempt.
 
-Adding a policy: a new kind constant, a branch here and a Python class in ``sim/model/policies.py``.
+Adding a policy: a new kind constant, a branch here and a Python class in ``sim/policies.py``.
 """
 
 from __future__ import annotations

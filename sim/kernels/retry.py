@@ -9,7 +9,7 @@
 - ``CONSTANT``: params ``(max_attempts, delay_s)``, wait exactly ``delay_s`` (``0`` = immediate).
 
 Adding a policy: a new kind constant, a branch in ``delay`` and a Python class in
-``sim/model/policies.py``.
+``sim/policies.py``.
 """
 
 from __future__ import annotations

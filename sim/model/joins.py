@@ -49,7 +49,12 @@ class JoinPipeline:
         self.fstate = np.zeros(1, dtype=np.float64)
 
     def step(self, t_end: float, arrivals: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """Handle every attempt before ``t_end``; return this tick's join latencies (a copy)."""
+        """Handle every attempt before ``t_end``; return this tick's join latencies (a copy).
+
+        ``arrivals`` are the tick's new listeners: sorted, and all before ``t_end``.
+        """
+        if arrivals.size and not arrivals[-1] < t_end:
+            raise ValueError(f"arrivals must lie before t_end = {t_end}, got {arrivals[-1]}")
         f = self.fleet
         cfg = f.cfg
         r = self.rngs

@@ -1,0 +1,519 @@
+"""The fused join-pipeline kernel against its plain-Python twin, counter for counter.
+
+The kernel is driven the way the engine drives it (``EdgeFleet`` + ``JoinPipeline``, one ``step``
+per tick, the named streams of ``sim.streams``), the twin (``tests.twins.pipeline``) is given the
+same arrivals and identically seeded generators, and every per-tick counter, every join latency,
+the fleet snapshot at each tick end and the concurrency peak must agree exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pytest
+
+from sim.config import PlatformConfig
+from sim.kernels import pipeline
+from sim.model import joins
+from sim.model.fleet import EdgeFleet
+from sim.model.joins import JoinPipeline
+from sim.model.metrics import COUNTERS
+from sim.policies import (
+    PLACEMENT,
+    AdmissionConfig,
+    ClientConfig,
+    ConstantRetry,
+    FullJitter,
+    NoAdmission,
+    NoRetry,
+    TokenBucket,
+)
+from sim.streams import streams
+from tests.twins import pipeline as twin
+
+# A steady trickle of listeners and a burst in the middle that the bucket cannot absorb. The fleet
+# has a waiting room of 30 (not 5): with 2 workers of mean 1/6 s, a wait beyond the 2 s timeout
+# needs some 24 attempts ahead, so with a room of 5 a timeout practically never happens (see
+# ``small_waiting_room`` below: no timeouts). The connection cap (50) leaves room for the burst.
+N_BASE, N_BURST = 120, 2880
+
+SMALL_FLEET = PlatformConfig(
+    nodes=3,
+    join_workers=2,
+    join_service_mean_s=1 / 6,
+    join_queue_cap=30,
+    join_timeout_s=2.0,
+    connections_per_node=50,
+    placement="power_of_two",
+)
+SESSION_S = 30.0
+BUCKET = TokenBucket(rate_per_s=20.0, burst=200.0)
+JITTER = FullJitter(max_attempts=6, base_s=0.5, cap_s=30.0)
+
+
+@dataclass(frozen=True)
+class Case:
+    platform: PlatformConfig
+    admission: AdmissionConfig
+    client: ClientConfig
+    session_mean_s: float = SESSION_S
+    seed: int = 7
+
+
+BASE = Case(SMALL_FLEET, BUCKET, JITTER)
+CASES = {
+    "power_of_two+bucket+jitter": BASE,
+    "random": replace(BASE, platform=replace(SMALL_FLEET, placement="random"), seed=11),
+    "least_loaded": replace(BASE, platform=replace(SMALL_FLEET, placement="least_loaded"), seed=12),
+    "no_retry": replace(BASE, client=NoRetry(), seed=13),
+    "constant_retry": replace(BASE, client=ConstantRetry(max_attempts=4, delay_s=0.25), seed=14),
+    "immediate_retry": replace(BASE, client=ConstantRetry(max_attempts=3, delay_s=0.0), seed=15),
+    "small_waiting_room": replace(
+        BASE,
+        platform=replace(SMALL_FLEET, join_queue_cap=5, connections_per_node=40),
+        seed=17,
+    ),
+    # no admission control, room for more listeners: long queues, many timeouts
+    "no_admission": replace(
+        BASE,
+        platform=replace(SMALL_FLEET, connections_per_node=400),
+        admission=NoAdmission(),
+        session_mean_s=10.0,
+        seed=16,
+    ),
+}
+
+
+def surge(seed: int, n_base: int = N_BASE, n_burst: int = N_BURST) -> np.ndarray:
+    """Sorted arrival times: a steady stream over [0, 60) s and a burst over [20, 25) s."""
+    rng = np.random.default_rng(seed)
+    times = np.concatenate([rng.uniform(0.0, 60.0, n_base), rng.uniform(20.0, 25.0, n_burst)])
+    return np.sort(times)
+
+
+def twin_setup(case: Case) -> twin.Setup:
+    p = case.platform
+    adm_kind, adm_params = case.admission.kernel()
+    rty_kind, rty_params = case.client.kernel()
+    return twin.Setup(
+        nodes=p.nodes,
+        join_workers=p.join_workers,
+        join_service_mean_s=p.join_service_mean_s,
+        join_queue_cap=p.join_queue_cap,
+        join_timeout_s=p.join_timeout_s,
+        connections_per_node=p.connections_per_node,
+        session_mean_s=case.session_mean_s,
+        placement=PLACEMENT[p.placement],
+        admission=adm_kind,
+        admission_params=tuple(adm_params.tolist()),
+        retry=rty_kind,
+        retry_params=tuple(rty_params.tolist()),
+    )
+
+
+@dataclass
+class KernelRun:
+    tick_ends: list[float]
+    ticks: list[dict[str, int]]
+    latencies: list[list[float]]
+    snapshots: list[tuple[int, int]]  # (waiting, connections) at each tick end
+    concurrent: list[int]
+    pending: list[int]
+    peak: int
+    peak_t: float
+    pipe: JoinPipeline
+
+    def totals(self) -> dict[str, int]:
+        return {c: sum(tick[c] for tick in self.ticks) for c in COUNTERS}
+
+
+def run_kernel(
+    case: Case, arrivals: np.ndarray, tick_s: float, until: float | None = None
+) -> KernelRun:
+    """Drive ``JoinPipeline`` like the engine: ticks ``k·tick_s`` until ``until`` or idle."""
+    fleet = EdgeFleet(case.platform)
+    pipe = JoinPipeline(fleet, case.admission, case.client, case.session_mean_s, streams(case.seed))
+    last = float(arrivals[-1]) if arrivals.size else 0.0
+    run = KernelRun([], [], [], [], [], [], 0, 0.0, pipe)
+    lo = 0
+    k = 0
+    while True:
+        k += 1
+        t_end = k * tick_s
+        hi = int(np.searchsorted(arrivals, t_end, side="left"))
+        counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
+        latency = pipe.step(t_end, arrivals[lo:hi], counts)
+        lo = hi
+        run.tick_ends.append(t_end)
+        run.ticks.append({c: int(counts[i]) for c, i in COUNTERS.items()})
+        run.latencies.append(latency.tolist())
+        run.snapshots.append(fleet.snapshot(t_end))
+        run.concurrent.append(pipe.concurrent)
+        run.pending.append(pipe.pending_retries)
+        if until is None and t_end > last and pipe.idle:
+            break
+        if until is not None and t_end >= until:
+            break
+    run.peak, run.peak_t = pipe.peak
+    return run
+
+
+def run_twin(case: Case, arrivals: np.ndarray, tick_ends: list[float]) -> twin.Result:
+    return twin.simulate(twin_setup(case), arrivals.tolist(), tick_ends, streams(case.seed))
+
+
+def assert_same(kern: KernelRun, ref: twin.Result, *, snapshots: bool = True) -> None:
+    """Every per-tick counter, latency, state and the peak agree exactly."""
+    assert kern.tick_ends == ref.tick_ends
+    for i, (got, want) in enumerate(zip(kern.ticks, ref.ticks, strict=True)):
+        assert got == want, f"tick {i} (end {kern.tick_ends[i]}): {got} != {want}"
+    assert kern.latencies == ref.latencies
+    assert (kern.peak, kern.peak_t) == (ref.peak, ref.peak_t)
+    assert kern.pending[-1] == ref.pending_retries
+    joined = np.cumsum([t["joined"] - t["left"] for t in ref.ticks])
+    assert kern.concurrent == joined.tolist()
+    if snapshots:
+        want_snap = [ref.snapshot(t) for t in ref.tick_ends]
+        assert kern.snapshots == want_snap
+        pending = [
+            sum(1 for a in ref.attempts if a.t < t and a.retry_t is not None and a.retry_t >= t)
+            for t in ref.tick_ends
+        ]
+        assert kern.pending == pending
+
+
+# --------------------------------------------------------------------------- kernel == twin
+
+
+@pytest.fixture(scope="module")
+def base_runs() -> tuple[KernelRun, twin.Result]:
+    arrivals = surge(BASE.seed)
+    kern = run_kernel(BASE, arrivals, 1.0)
+    return kern, run_twin(BASE, arrivals, kern.tick_ends)
+
+
+def test_base_case_matches_the_twin_with_all_four_reasons(
+    base_runs: tuple[KernelRun, twin.Result],
+) -> None:
+    kern, ref = base_runs
+    assert_same(kern, ref)
+    totals = kern.totals()
+    for reason in twin.REASONS:
+        assert totals[f"rejected_{reason}"] > 0, totals
+    # conservation: every listener joins or abandons, every attempt joins or is rejected
+    assert totals["arrivals"] == arrivals_count(ref) == totals["joining"] + totals["abandoned"]
+    rejected = sum(totals[f"rejected_{r}"] for r in twin.REASONS)
+    assert totals["attempts"] == totals["joining"] + rejected
+    assert totals["joined"] == totals["left"] == totals["joining"]
+    assert kern.concurrent[-1] == 0 and kern.snapshots[-1] == (0, 0)
+    # the fleet never holds more than its connection cap
+    cap = SMALL_FLEET.nodes * SMALL_FLEET.connections_per_node
+    assert max(c for _, c in kern.snapshots) <= cap
+    assert 0 < kern.peak <= cap
+
+
+def arrivals_count(ref: twin.Result) -> int:
+    return sum(1 for a in ref.attempts if a.k == 1)
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if CASES[n] is not BASE])
+def test_policy_variant_matches_the_twin(name: str) -> None:
+    case = CASES[name]
+    arrivals = surge(case.seed)
+    kern = run_kernel(case, arrivals, 0.7)
+    ref = run_twin(case, arrivals, kern.tick_ends)
+    assert_same(kern, ref, snapshots=False)
+    totals = kern.totals()
+    assert totals["joining"] > 0
+    if name != "no_retry":
+        assert totals["attempts"] > totals["arrivals"]
+    else:
+        assert totals["attempts"] == totals["arrivals"]
+        assert totals["abandoned"] == totals["arrivals"] - totals["joining"]
+    if name == "no_admission":
+        assert totals["rejected_bucket"] == 0 and totals["rejected_timeout"] > 0
+        assert totals["admitted"] == totals["attempts"]
+    max_attempts = int(case.client.kernel()[1][0])
+    assert max(a.k for a in ref.attempts) <= max_attempts
+
+
+def test_every_listener_leaves_and_the_run_ends_idle(
+    base_runs: tuple[KernelRun, twin.Result],
+) -> None:
+    kern, ref = base_runs
+    assert kern.pipe.idle and kern.pending[-1] == 0 and ref.pending_retries == 0
+    for a in ref.attempts:
+        if a.outcome == "joined":
+            assert a.join_t is not None and a.leave_t is not None
+            assert a.t <= a.join_t <= a.leave_t < kern.tick_ends[-1]
+
+
+# --------------------------------------------------------------------------- tick boundaries
+
+
+def test_results_do_not_depend_on_the_tick_length() -> None:
+    arrivals = surge(BASE.seed)
+    fine = run_kernel(BASE, arrivals, 0.3)
+    coarse = run_kernel(BASE, arrivals, 5.0)
+    horizon = max(fine.tick_ends[-1], coarse.tick_ends[-1])
+    single = run_kernel(BASE, arrivals, horizon, until=horizon)
+    assert len(single.ticks) == 1
+    ref = run_twin(BASE, arrivals, [horizon])
+    assert_same(single, ref)
+    want = ref.totals()
+    for run in (fine, coarse, single):
+        assert run.totals() == want
+        assert [x for tick in run.latencies for x in tick] == ref.all_latencies()
+        assert (run.peak, run.peak_t) == (ref.peak, ref.peak_t)
+        assert run.concurrent[-1] == 0 and run.pending[-1] == 0
+    # per tick the fine run agrees with the twin cut the same way
+    assert_same(fine, run_twin(BASE, arrivals, fine.tick_ends), snapshots=False)
+
+
+# --------------------------------------------------------------------------- heap growth
+
+
+def test_join_pipeline_grows_its_heaps_from_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(joins, "_INITIAL", 1)
+    case = CASES["no_admission"]
+    arrivals = surge(case.seed)
+    kern = run_kernel(case, arrivals, 10.0)
+    p = kern.pipe
+    assert min(a.shape[0] for a in (p.rt, p.rf, p.rk, p.jt, p.jd, p.jz, p.dep, p.latency)) > 1
+    assert_same(kern, run_twin(case, arrivals, kern.tick_ends))
+
+
+def test_step_called_directly_grows_one_entry_heaps() -> None:
+    """``pipeline.step``/``advance`` with 1-entry heaps and buffers, fleet arrays built here."""
+    case = BASE
+    s = twin_setup(case)
+    arrivals = surge(case.seed)
+    horizon = 400.0
+    rngs = streams(case.seed)
+    p = case.platform
+    free = np.zeros((p.nodes, p.join_workers))
+    wroom = np.zeros((p.nodes, p.join_queue_cap))
+    wn = np.zeros(p.nodes, dtype=np.int64)
+    conn = np.zeros((p.nodes, p.connections_per_node))
+    cn = np.zeros(p.nodes, dtype=np.int64)
+    rt, rf, rk = np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64)
+    jt, jd, jz = np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64)
+    dep, latency = np.zeros(1), np.zeros(1)
+    istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
+    fstate = np.zeros(1)
+    adm_state = np.array([s.admission_params[1], 0.0])
+    counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
+    rt, rf, rk, jt, jd, jz, latency, n = pipeline.step(
+        horizon,
+        arrivals,
+        s.admission,
+        np.array(s.admission_params),
+        adm_state,
+        s.placement,
+        s.retry,
+        np.array(s.retry_params),
+        s.join_service_mean_s,
+        s.join_timeout_s,
+        s.session_mean_s,
+        free,
+        wroom,
+        wn,
+        conn,
+        cn,
+        rt,
+        rf,
+        rk,
+        jt,
+        jd,
+        jz,
+        istate,
+        counts,
+        latency,
+        rngs["placement"],
+        rngs["service"],
+        rngs["retry"],
+        rngs["session"],
+    )
+    # before ``advance`` every join of the run is pending in the join heap
+    assert istate[pipeline.S_JOIN_N] == n == counts[pipeline.C_JOINING] > 16
+    assert min(a.shape[0] for a in (rt, rf, rk, jt, jd, jz, latency)) > 1
+    dep = pipeline.advance(horizon, jt, jd, jz, dep, istate, fstate, counts)
+    assert dep.shape[0] > 1
+    ref = run_twin(case, arrivals, [horizon])
+    assert {c: int(counts[i]) for c, i in COUNTERS.items()} == ref.ticks[0]
+    assert latency[:n].tolist() == ref.latencies[0]
+    assert (int(istate[pipeline.S_PEAK]), float(fstate[0])) == (ref.peak, ref.peak_t)
+    assert istate[pipeline.S_CONCURRENT] == istate[pipeline.S_DEP_N] == 0
+    assert pipeline.fleet_snapshot(horizon, wroom, wn, conn, cn) == (0, 0)
+
+
+# --------------------------------------------------------------------------- fleet snapshot
+
+
+def test_fleet_snapshot_counts_waiting_attempts_and_connections() -> None:
+    """Mid-surge the snapshot sees waiting attempts and held connections, as the twin does."""
+    case = CASES["no_admission"]
+    arrivals = surge(case.seed)
+    kern = run_kernel(case, arrivals, 0.5, until=40.0)
+    ref = run_twin(case, arrivals, kern.tick_ends)
+    assert_same(kern, ref)
+    assert max(w for w, _ in kern.snapshots) > 0
+    assert max(c for _, c in kern.snapshots) > 0
+    # the waiting rooms never exceed their capacity, connections never exceed the cap
+    p = case.platform
+    assert max(w for w, _ in kern.snapshots) <= p.nodes * p.join_queue_cap
+    assert max(c for _, c in kern.snapshots) <= p.nodes * p.connections_per_node
+    # the snapshot drains lazily and is idempotent; far in the future everything is released
+    fleet = kern.pipe.fleet
+    t = kern.tick_ends[-1]
+    assert fleet.snapshot(t) == fleet.snapshot(t) == ref.snapshot(t)
+    assert fleet.snapshot(1e9) == (0, 0)
+
+
+# --------------------------------------------------------------------------- tiny hand-worked cases
+
+
+TINY = PlatformConfig(
+    nodes=1,
+    join_workers=1,
+    join_service_mean_s=1 / 6,
+    join_queue_cap=0,
+    join_timeout_s=2.0,
+    connections_per_node=10,
+)
+
+
+def tiny_run(
+    case: Case, arrivals: list[float], tick_s: float = 1.0
+) -> tuple[KernelRun, twin.Result]:
+    arr = np.array(arrivals)
+    kern = run_kernel(case, arr, tick_s)
+    ref = run_twin(case, arr, kern.tick_ends)
+    assert_same(kern, ref)
+    return kern, ref
+
+
+def first_draws(seed: int, name: str, n: int, mean: float) -> list[float]:
+    return streams(seed)[name].exponential(mean, n).tolist()
+
+
+def test_two_arrivals_no_waiting_room_second_is_rejected_queue() -> None:
+    case = Case(TINY, NoAdmission(), NoRetry(), seed=1)
+    (s1,) = first_draws(case.seed, "service", 1, 1 / 6)
+    (z1,) = first_draws(case.seed, "session", 1, SESSION_S)
+    assert s1 > 0.01  # the first listener is still in service when the second arrives
+    kern, ref = tiny_run(case, [0.0, 0.01])
+    assert [a.outcome for a in ref.attempts] == ["joined", "queue"]
+    t = kern.totals()
+    assert (t["joining"], t["rejected_queue"], t["abandoned"], t["attempts"]) == (1, 1, 1, 2)
+    assert kern.latencies[0] == [s1]
+    assert (kern.peak, kern.peak_t) == (1, s1)
+    assert ref.attempts[0].leave_t == s1 + z1
+    # the service of the rejected attempt was drawn too (before the queue refused it)
+    rng = streams(case.seed)["service"]
+    rng.exponential(1 / 6, 2)
+    assert kern.pipe.rngs["service"].random() == rng.random()
+
+
+def test_timeout_leaves_at_patience_and_holds_its_connection_until_then() -> None:
+    # service mean 100 s: the first listener blocks the only worker far beyond the 2 s patience
+    case = Case(
+        replace(TINY, join_service_mean_s=100.0, join_queue_cap=5), NoAdmission(), NoRetry(), seed=2
+    )
+    (s1,) = first_draws(case.seed, "service", 1, 100.0)
+    assert s1 > 3.0
+    kern, ref = tiny_run(case, [0.0, 0.01], tick_s=0.5)
+    assert [a.outcome for a in ref.attempts] == ["joined", "timeout"]
+    assert ref.attempts[1].conn_until == ref.attempts[1].wait_until == 0.01 + 2.0
+    snaps = dict(zip(kern.tick_ends, kern.snapshots, strict=True))
+    assert snaps[1.0] == (1, 2)  # the second waits and holds a connection
+    assert snaps[2.5] == (0, 1)  # it gave up at 2.01 s
+    assert kern.totals()["rejected_timeout"] == 1
+    # the timeout bounds the wait for a worker, not the join latency: the first joins after s1 > 2 s
+    assert kern.latencies[0] == [s1]
+    assert s1 > case.platform.join_timeout_s
+
+
+def test_connection_cap_rejects_full_without_drawing_a_service_time() -> None:
+    case = Case(
+        replace(TINY, connections_per_node=1, join_queue_cap=3), NoAdmission(), NoRetry(), seed=3
+    )
+    kern, ref = tiny_run(case, [0.0, 0.5, 0.7])
+    assert [a.outcome for a in ref.attempts] == ["joined", "full", "full"]
+    assert kern.totals()["rejected_full"] == 2
+    rng = streams(case.seed)["service"]
+    rng.exponential(1 / 6)  # one draw only, for the attempt that joined
+    assert kern.pipe.rngs["service"].random() == rng.random()
+
+
+def test_empty_bucket_rejects_bucket() -> None:
+    case = Case(TINY, TokenBucket(rate_per_s=0.0, burst=1.0), NoRetry(), seed=4)
+    kern, ref = tiny_run(case, [0.0, 5.0, 9.0])
+    assert [a.outcome for a in ref.attempts] == ["joined", "bucket", "bucket"]
+    t = kern.totals()
+    assert (t["admitted"], t["rejected_bucket"], t["abandoned"]) == (1, 2, 2)
+
+
+def test_constant_retries_until_max_attempts_then_abandon() -> None:
+    # one worker busy for ~100 s, no waiting room: the second listener fails at 0.1, 0.6 and 1.1 s
+    case = Case(
+        replace(TINY, join_service_mean_s=100.0),
+        NoAdmission(),
+        ConstantRetry(max_attempts=3, delay_s=0.5),
+        seed=5,
+    )
+    (s1,) = first_draws(case.seed, "service", 1, 100.0)
+    assert s1 > 1.2
+    kern, ref = tiny_run(case, [0.0, 0.1], tick_s=0.25)
+    second = [a for a in ref.attempts if a.first == 0.1]
+    assert [a.t for a in second] == [0.1, 0.1 + 0.5, 0.1 + 0.5 + 0.5]
+    assert [a.k for a in second] == [1, 2, 3]
+    assert [a.outcome for a in second] == ["queue"] * 3
+    t = kern.totals()
+    assert (t["attempts"], t["rejected_queue"], t["abandoned"], t["joining"]) == (4, 3, 1, 1)
+    # each retry is handled in the tick that holds its time
+    assert [kern.ticks[i]["attempts"] for i in range(5)] == [2, 0, 1, 0, 1]
+
+
+def test_a_retry_after_a_timeout_waits_from_the_give_up_time() -> None:
+    case = Case(
+        replace(TINY, join_service_mean_s=100.0, join_queue_cap=1),
+        NoAdmission(),
+        ConstantRetry(max_attempts=2, delay_s=1.0),
+        seed=6,
+    )
+    (s1,) = first_draws(case.seed, "service", 1, 100.0)
+    assert s1 > 6.0  # so the retry at 3.25 s would wait more than 2 s too
+    kern, ref = tiny_run(case, [0.0, 0.25])
+    second = [a for a in ref.attempts if a.first == 0.25]
+    assert [(a.t, a.outcome) for a in second] == [(0.25, "timeout"), (0.25 + 2.0 + 1.0, "timeout")]
+    assert kern.totals()["abandoned"] == 1
+
+
+def test_immediate_retry_is_handled_at_the_same_instant() -> None:
+    case = Case(
+        TINY,
+        TokenBucket(rate_per_s=0.0, burst=1.0),
+        ConstantRetry(max_attempts=3, delay_s=0.0),
+        seed=8,
+    )
+    kern, ref = tiny_run(case, [0.0, 0.4])
+    assert [(a.t, a.k, a.outcome) for a in ref.attempts] == [
+        (0.0, 1, "joined"),
+        (0.4, 1, "bucket"),
+        (0.4, 2, "bucket"),
+        (0.4, 3, "bucket"),
+    ]
+    assert kern.ticks[0]["attempts"] == 4 and kern.ticks[0]["abandoned"] == 1
+
+
+def test_two_workers_serve_two_at_once_and_the_third_waits() -> None:
+    case = Case(replace(TINY, join_workers=2, join_queue_cap=1), NoAdmission(), NoRetry(), seed=9)
+    s = first_draws(case.seed, "service", 3, 1 / 6)
+    kern, ref = tiny_run(case, [0.0, 1e-6, 2e-6])
+    a1, a2, a3 = ref.attempts
+    assert (a1.join_t, a2.join_t) == (s[0], 1e-6 + s[1])
+    start3 = min(s[0], 1e-6 + s[1])
+    assert a3.outcome == "joined" and a3.wait_until == start3 and a3.join_t == start3 + s[2]
+    assert sorted(kern.latencies[0]) == sorted([s[0], s[1], start3 + s[2] - 2e-6])
