@@ -28,8 +28,8 @@ run: $(STAMP)
 	$(VENV)/bin/spacesim run $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sim tests benchmarks analysis
-	$(VENV)/bin/ruff format --check sim tests benchmarks analysis
+	$(VENV)/bin/ruff check sim tests benchmarks
+	$(VENV)/bin/ruff format --check sim tests benchmarks
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

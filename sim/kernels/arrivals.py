@@ -158,16 +158,9 @@ def _invert(t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64, ys:
 # ---------------------------------------------------------------- streaming sampler kernel
 @njit(cache=True, error_model="numpy")
 def _stream_fill(
-    t: F64,
-    rate: F64,
-    shape: NDArray[np.int64],
-    tau: F64,
-    cum: F64,
-    rng: np.random.Generator,
-    st: F64,
-    t_end: float,
-    out: F64,
-) -> int:
+    t: F64, rate: F64, shape: NDArray[np.int64], tau: F64, cum: F64,
+    rng: np.random.Generator, st: F64, t_end: float, out: F64,
+) -> int:  # fmt: skip
     """Emit the pending points < t_end into out, drawing S += Exp(1) and mapping each by
     Lambda^{-1}; st = [S, t (nan: nothing drawn yet, inf: exhausted), segment, x, residual,
     rate] of the pending point, updated in place. Scalars only in the loop (fast)."""
@@ -333,13 +326,9 @@ def _fill_windows(
 # ---------------------------------------------------------------- thinning kernel
 @njit(cache=True)
 def _thin(
-    rate_fn: Callable[..., float],
-    args: tuple[object, ...],
-    lam_max: float,
-    t0: float,
-    t1: float,
-    rng: np.random.Generator,
-) -> tuple[F64, float, float]:
+    rate_fn: Callable[..., float], args: tuple[object, ...], lam_max: float, t0: float,
+    t1: float, rng: np.random.Generator,
+) -> tuple[F64, float, float]:  # fmt: skip
     """Lewis-Shedler; returns (arrivals, t, rate) with t = nan unless rate(t) broke the bound."""
     out = np.empty(64)
     n, tt = 0, t0
@@ -423,7 +412,7 @@ class Profile:
         """Knots as (time_s, rate) pairs; shapes "linear" (default) or "exp" per segment."""
         n = len(points) - 1
         shp = [_SHAPES.get(s, -1) for s in (shapes or ["linear"] * n)]
-        tt, rr = zip(*points, strict=True) if points else ((), ())
+        tt, rr = zip(*points, strict=True) if len(points) else ((), ())
         return cls(np.array(tt), np.array(rr), np.array(shp), np.array(taus or [0.0] * n))
 
     @property
@@ -600,7 +589,7 @@ def sample_thinning(
     fn: Callable[..., float]
     if isinstance(rate_fn, Profile):
         fn, args = _rate1, (rate_fn.t, rate_fn.rate, rate_fn.shape, rate_fn.tau)
-        lam_max = float(rate_fn.rate.max()) if lam_max is None else lam_max
+        lam_max = (float(rate_fn.rate.max()) or 1.0) if lam_max is None else lam_max
         t0 = rate_fn.start_s if t0 is None else t0
         t1 = rate_fn.end_s if t1 is None else t1
     elif _JIT and not hasattr(rate_fn, "py_func"):

@@ -30,6 +30,17 @@ class EdgeFleet:
     def nodes_up(self) -> int:
         return self.cfg.nodes
 
+    def pending(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(waiting_exits, connection_releases)``: every pending exit and release time."""
+        waiting = [self.wroom[i, : self.wn[i]] for i in range(self.cfg.nodes)]
+        conns = [self.conn[i, : self.cn[i]] for i in range(self.cfg.nodes)]
+        return np.concatenate([np.empty(0), *waiting]), np.concatenate([np.empty(0), *conns])
+
+    def clear(self) -> None:
+        """Forget every pending exit and release (after the engine accounted for them)."""
+        self.wn[:] = 0
+        self.cn[:] = 0
+
     def snapshot(self, t: float) -> tuple[int, int]:
         """``(waiting, connections)`` over the fleet at time ``t``."""
         waiting, held = pipeline.fleet_snapshot(t, self.wroom, self.wn, self.conn, self.cn)

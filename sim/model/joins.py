@@ -107,6 +107,23 @@ class JoinPipeline:
         return int(self.istate[pipeline.S_PEAK]), float(self.fstate[0])
 
     @property
+    def only_departures_left(self) -> bool:
+        """No retry and no join pending: what remains is connected listeners leaving."""
+        s = self.istate
+        return bool(s[pipeline.S_RETRY_N] == 0 and s[pipeline.S_JOIN_N] == 0)
+
+    def pending_departures(self) -> np.ndarray:
+        """The departure times of the connected listeners (unsorted)."""
+        return self.dep[: self.istate[pipeline.S_DEP_N]].copy()
+
+    def finish_departures(self, counts: np.ndarray) -> None:
+        """Count every pending departure as done (the tail computed by the engine)."""
+        n = int(self.istate[pipeline.S_DEP_N])
+        counts[pipeline.C_LEFT] += n
+        self.istate[pipeline.S_DEP_N] = 0
+        self.istate[pipeline.S_CONCURRENT] -= n
+
+    @property
     def idle(self) -> bool:
         """No retry pending, no join pending and nobody connected."""
         s = self.istate

@@ -23,6 +23,7 @@ COUNTERS = {
 } | {f"rejected_{r}": pipeline.C_REJECT + i for i, r in enumerate(pipeline.REASONS)}
 STATE = ("concurrent", "waiting", "connections", "nodes_up", "retries_pending")
 QUANTILES = {"join_latency_p50_s": 0.5, "join_latency_p99_s": 0.99}
+_QS = np.array(list(QUANTILES.values()))
 
 
 class Metrics:
@@ -44,10 +45,23 @@ class Metrics:
         self.totals += counts
         for k in STATE:
             self.state[k].append(state[k])
-        for k, q in QUANTILES.items():
-            self.quantiles[k].append(float(np.quantile(latency, q)) if latency.size else np.nan)
+        qs = np.quantile(latency, _QS) if latency.size else np.full(len(QUANTILES), np.nan)
+        for k, v in zip(QUANTILES, qs, strict=True):
+            self.quantiles[k].append(float(v))
         if latency.size:
             self.latencies.append(latency)
+
+    def record_quiet(
+        self, t_end: np.ndarray, counts: np.ndarray, state: dict[str, np.ndarray]
+    ) -> None:
+        """Many ticks at once, with no join latencies (``counts`` has one row per tick)."""
+        self.t_s.extend(t_end.tolist())
+        self.rows.extend(counts)
+        self.totals += counts.sum(axis=0)
+        for k in STATE:
+            self.state[k].extend(np.asarray(state[k]).tolist())
+        for k in QUANTILES:
+            self.quantiles[k].extend([np.nan] * t_end.size)
 
     def total(self, name: str) -> int:
         return int(self.totals[COUNTERS[name]])

@@ -14,6 +14,7 @@ from sim.config import ScenarioConfig
 from sim.kernels.arrivals import NHPPStream, Profile
 
 SHAPE_CODES = {"linear": 0, "exp": 1}
+_NONE = np.empty(0, dtype=np.float64)
 
 
 def profile_of(cfg: ScenarioConfig) -> Profile:
@@ -38,6 +39,8 @@ class SurgeSource:
 
     def batch(self, t_end: float) -> np.ndarray:
         """The arrival times in ``[previous t_end, t_end)``, sorted."""
+        if self._stream.exhausted:
+            return _NONE
         return self._stream.next_batch(t_end)
 
     def exhausted(self, t: float) -> bool:

@@ -98,7 +98,8 @@ def thinning(
     t1: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    out, t = [], t0
+    out: list[float] = []
+    t = t0
     while True:
         t += rng.standard_exponential() / lam_max
         if t >= t1:
