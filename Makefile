@@ -9,6 +9,8 @@ UV := $(TOOLS)/bin/uv
 EXTRAS ?= --extra dev --extra notebooks --extra slurm
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# byte-compile at install: start-up matters, and some machines set PYTHONDONTWRITEBYTECODE
+export UV_COMPILE_BYTECODE := 1
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 

@@ -21,6 +21,7 @@ commands:
                       `spacesim run --help` lists the config groups and values.
   validate ...        simulate the join queue against queueing theory (Erlang B/C/A,
                       M/M/c/K); `spacesim validate --help`.
+  bench [--json]      throughput of the kernels and the engine on this machine.
 
 examples:
   spacesim run
@@ -106,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "run":
         return cmd_run(args[1:])
+    if args and args[0] == "bench":
+        from sim.bench import main as bench_main
+
+        return bench_main(args[1:])
     if args and args[0] == "validate":
         from sim.validation import main as validate_main
 
@@ -113,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spacesim", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", nargs="?", choices=["run", "validate"], help="what to do")
+    parser.add_argument("command", nargs="?", choices=["run", "validate", "bench"], help="what to do")
     ns = parser.parse_args(args)
     if ns.command is None:
         parser.print_help()

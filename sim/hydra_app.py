@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.config import ConfigError, format_problem, register, to_config
+from sim.config import Config, ConfigError, format_problem, register, to_config
 
 
 def conf_dir() -> Path:
@@ -73,6 +73,17 @@ def _explain(exc: Exception, overrides: list[str]) -> list[str]:
         allowed = f"a value of type {target.group(1)}" if target else first
         return [format_problem(key, value, allowed)]
     return [f"invalid config: {str(exc).strip()}"]
+
+
+def compose_typed(overrides: list[str]) -> Config:
+    """Compose ``conf/`` with ``overrides`` and return the typed, validated config."""
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return to_config(compose(config_name="config", overrides=overrides))
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def check_overrides(overrides: list[str], multirun: bool = False) -> list[str]:
