@@ -118,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spacesim", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", nargs="?", choices=["run", "validate", "bench"], help="what to do")
+    commands = ["run", "validate", "bench"]
+    parser.add_argument("command", nargs="?", choices=commands, help="what to do")
     ns = parser.parse_args(args)
     if ns.command is None:
         parser.print_help()
