@@ -36,8 +36,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# the kernel tests run twice: compiled, and as plain Python (NUMBA_DISABLE_JIT=1) for coverage
+KERNEL_TESTS := tests/test_arrivals.py tests/test_queue_kernel.py tests/test_pipeline_kernel.py \
+	tests/test_policy_kernels.py
+
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
+	NUMBA_DISABLE_JIT=1 $(VENV)/bin/pytest -n 2 -q $(KERNEL_TESTS)
 
 test: lint typecheck pytest
 

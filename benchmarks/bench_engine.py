@@ -65,7 +65,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        run_once(1e3, work)  # compile / fill the kernel cache
+        run_once(1e4, work)  # compile / fill the kernel cache
         for n in args.sizes:
             runs = [run_once(n, work) for _ in range(args.repeat)]
             row = {
