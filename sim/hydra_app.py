@@ -7,6 +7,7 @@ the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from sim.config import Config, ConfigError, format_problem, register, to_config
 
@@ -71,6 +72,12 @@ def _explain(exc: Exception, overrides: list[str]) -> list[str]:
         first = str(cause).splitlines()[0]
         target = re.search(r"converted to (\w+)", first)
         allowed = f"a value of type {target.group(1)}" if target else first
+        owner = getattr(cause, "object_type", None)
+        if isinstance(cause, ConfigKeyError | ConfigAttributeError) and dataclasses.is_dataclass(
+            owner
+        ):
+            keys = ", ".join(f.name for f in dataclasses.fields(owner))
+            allowed = f"a key of {owner.__name__}: {keys}"
         return [format_problem(key, value, allowed)]
     return [f"invalid config: {str(exc).strip()}"]
 

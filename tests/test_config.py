@@ -61,6 +61,7 @@ BAD = [
     (["admission=base_token_bucket"], "admission.rate_per_s", "required"),
     (["scenario.session_mean_s=-1"], "scenario.session_mean_s", "> 0"),
     (["-m", "seed=1,-3"], "seed", "2**63"),
+    (["platform.foo=3"], "platform.foo", "join_workers"),
 ]
 
 
