@@ -139,7 +139,7 @@ class Engine:
     def run(self, on_progress: Callable[[float], None] | None = None) -> RunResult:
         """Simulate to the end; ``on_progress(sim_time)`` is called every few hundred ticks."""
         start = time.perf_counter()
-        chunk = 256 * self.cfg.engine.tick_s
+        chunk = 32 * self.cfg.engine.tick_s
         while not self.finished.triggered:
             self.env.run(until=self.env.now + chunk)
             if on_progress is not None:

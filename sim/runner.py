@@ -58,7 +58,7 @@ def run_simulation(cfg: Config) -> RunResult:
     ):
 
         def progress(t: float) -> None:
-            bar.update(t - bar.n)
+            bar.update(int(t) - bar.n)
 
         return simulate(cfg, progress)
 

@@ -81,3 +81,12 @@ def test_max_sim_s_marks_the_run_failed() -> None:
     s = simulate(typed_config([*BENCH, "engine.max_sim_s=100"])).summary
     assert s["failed"]
     assert "max_sim_s" in s["failure_reason"]
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from sim.runner import run_simulation
+
+    run_simulation(typed_config([*BENCH, "engine.progress=true"]))
+    assert "simulating" in capsys.readouterr().err
+    run_simulation(typed_config(BENCH))  # progress: null and stderr is not a terminal here
+    assert "simulating" not in capsys.readouterr().err
