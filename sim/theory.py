@@ -49,10 +49,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 import numpy.typing as npt
+
+from sim.kernels.checks import integer as _check_int
+from sim.kernels.checks import rate as _check_rate
 
 __all__ = [
     "QueueMetrics",
@@ -97,26 +99,6 @@ class QueueMetrics:
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_rate(name: str, value: float, *, allow_zero: bool = False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
-        allowed = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return x
-
-
-def _check_int(name: str, value: int, minimum: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an integer {what}, got {value!r}")
-    n = int(value)
-    if n < minimum:
-        raise ValueError(f"{name} must be an integer {what}, got {value!r}")
-    return n
 
 
 def _check_servers(c: int) -> int:

@@ -45,13 +45,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Any, NoReturn
 
 import numpy as np
 from scipy import stats
 
 from sim import theory
+from sim.kernels.checks import integer as _integer
+from sim.kernels.checks import rate as _rate
 from sim.kernels.mmc import JoinQueueSim, JoinQueueStats
 
 __all__ = [
@@ -135,23 +136,6 @@ class ValidationReport:
 
 
 # --------------------------------------------------------------------------- input checks
-
-
-def _rate(name: str, value: float, *, allow_zero: bool = False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
-        allowed = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return x
-
-
-def _integer(name: str, value: int, minimum: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer {what}, got {value!r}")
-    return int(value)
 
 
 def model_name(c: int, K: int | None = None, theta: float | None = None) -> str:

@@ -555,6 +555,8 @@ def iter_parallel(
     edges, base, offs, key = _plan(profile, seed, window_s)
     if n_threads is not None and n_threads < 1:
         raise ValueError(f"n_threads={n_threads}: must be >= 1 (numba checks the maximum)")
+    if max_chunk < 1:
+        raise ValueError(f"max_chunk={max_chunk}: must be >= 1")
     p, nw, w0 = profile, edges.size - 1, 0
     while w0 < nw:
         w1 = max(int(np.searchsorted(offs, offs[w0] + max_chunk, side="right")) - 1, w0 + 1)

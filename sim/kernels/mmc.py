@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from numbers import Integral
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
 from sim.kernels import heap, queue
+from sim.kernels.checks import integer as _integer
+from sim.kernels.checks import rate as _rate
 
 SERVED = queue.SERVED
 QUEUE_FULL = queue.QUEUE_FULL
@@ -144,23 +145,6 @@ def _simulate(
 
 
 # --------------------------------------------------------------------------- argument checks
-
-
-def _rate(name: str, value: float, *, allow_zero: bool = False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
-        allowed = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return x
-
-
-def _integer(name: str, value: int, minimum: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer {what}, got {value!r}")
-    return int(value)
 
 
 def _wcap(wcap: int | None) -> int:
