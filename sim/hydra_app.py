@@ -73,9 +73,8 @@ def _explain(exc: Exception, overrides: list[str]) -> list[str]:
         target = re.search(r"converted to (\w+)", first)
         allowed = f"a value of type {target.group(1)}" if target else first
         owner = getattr(cause, "object_type", None)
-        if isinstance(cause, ConfigKeyError | ConfigAttributeError) and dataclasses.is_dataclass(
-            owner
-        ):
+        unknown_key = isinstance(cause, ConfigKeyError | ConfigAttributeError)
+        if unknown_key and isinstance(owner, type) and dataclasses.is_dataclass(owner):
             keys = ", ".join(f.name for f in dataclasses.fields(owner))
             allowed = f"a key of {owner.__name__}: {keys}"
         return [format_problem(key, value, allowed)]
