@@ -280,7 +280,7 @@ def test_join_pipeline_grows_its_heaps_from_one_entry(monkeypatch: pytest.Monkey
     arrivals = surge(case.seed)
     kern = run_kernel(case, arrivals, 10.0)
     p = kern.pipe
-    assert min(a.shape[0] for a in (p.rt, p.rf, p.rk, p.jt, p.jd, p.jz, p.dep, p.latency)) > 1
+    assert min(a.shape[0] for a in (p.rh, p.jh, p.dep, p.latency)) > 1
     assert_same(kern, run_twin(case, arrivals, kern.tick_ends))
 
 
@@ -297,14 +297,13 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
     wn = np.zeros(p.nodes, dtype=np.int64)
     conn = np.zeros((p.nodes, p.connections_per_node))
     cn = np.zeros(p.nodes, dtype=np.int64)
-    rt, rf, rk = np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64)
-    jt, jd, jz = np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64)
+    rh, jh = np.zeros((1, 3)), np.zeros((1, 2))
     dep, latency = np.zeros(1), np.zeros(1)
     istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
     fstate = np.zeros(1)
     adm_state = np.array([s.admission_params[1], 0.0])
     counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
-    rt, rf, rk, jt, jd, jz, latency, n = pipeline.step(
+    rh, jh, latency, n = pipeline.step(
         horizon,
         arrivals,
         s.admission,
@@ -321,12 +320,8 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
         wn,
         conn,
         cn,
-        rt,
-        rf,
-        rk,
-        jt,
-        jd,
-        jz,
+        rh,
+        jh,
         istate,
         counts,
         latency,
@@ -337,8 +332,8 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
     )
     # before ``advance`` every join of the run is pending in the join heap
     assert istate[pipeline.S_JOIN_N] == n == counts[pipeline.C_JOINING] > 16
-    assert min(a.shape[0] for a in (rt, rf, rk, jt, jd, jz, latency)) > 1
-    dep = pipeline.advance(horizon, jt, jd, jz, dep, istate, fstate, counts)
+    assert min(a.shape[0] for a in (rh, jh, latency)) > 1
+    dep = pipeline.advance(horizon, jh, dep, istate, fstate, counts)
     assert dep.shape[0] > 1
     ref = run_twin(case, arrivals, [horizon])
     assert {c: int(counts[i]) for c, i in COUNTERS.items()} == ref.ticks[0]

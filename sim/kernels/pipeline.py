@@ -71,12 +71,8 @@ def step(
     wn: np.ndarray,
     conn: np.ndarray,
     cn: np.ndarray,
-    rt: np.ndarray,
-    rf: np.ndarray,
-    rk: np.ndarray,
-    jt: np.ndarray,
-    jd: np.ndarray,
-    jz: np.ndarray,
+    rh: np.ndarray,
+    jh: np.ndarray,
     istate: np.ndarray,
     counts: np.ndarray,
     latency: np.ndarray,
@@ -84,11 +80,11 @@ def step(
     rng_service: np.random.Generator,
     rng_retry: np.random.Generator,
     rng_session: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Handle every attempt before ``t_end``; return the (possibly grown) heaps and latency buffer.
 
-    Returns ``(rt, rf, rk, jt, jd, jz, latency, n_latency)``: the retry heap (time, first-attempt
-    time, failed attempts so far), the join heap (join time, departure time, unused) and the join
+    Returns ``(rh, jh, latency, n_latency)``: the retry record heap (time, first-attempt time,
+    failed attempts so far), the join record heap (join time, departure time) and the join
     latencies of this tick's joining attempts in ``latency[:n_latency]``.
     """
     wcap = wroom.shape[1]
@@ -101,16 +97,16 @@ def step(
     counts[C_ARRIVALS] += na
     while True:
         # the next attempt: a new listener or a due retry, whichever comes first
-        if ia < na and (rn == 0 or arrivals[ia] <= rt[0]):
+        if ia < na and (rn == 0 or arrivals[ia] <= rh[0, 0]):
             t = arrivals[ia]
             first = t
             k = 1
             ia += 1
-        elif rn > 0 and rt[0] < t_end:
-            t = rt[0]
-            first = rf[0]
-            k = rk[0] + 1
-            rn = heap.pop3(rt, rf, rk, rn)
+        elif rn > 0 and rh[0, 0] < t_end:
+            t = rh[0, 0]
+            first = rh[0, 1]
+            k = int(rh[0, 2]) + 1
+            rn = heap.pop_record(rh, rn)
         else:
             break
         counts[C_ATTEMPTS] += 1
@@ -136,11 +132,9 @@ def step(
                 else:
                     leave = end + rng_session.exponential(session_mean_s)
                     cn[node] = heap.push(conn[node], cn[node], leave)
-                    if jn == jt.shape[0]:
-                        jt = heap.grow(jt)
-                        jd = heap.grow(jd)
-                        jz = heap.grow(jz)
-                    jn = heap.push3(jt, jd, jz, jn, end, leave, 0)
+                    if jn == jh.shape[0]:
+                        jh = heap.grow_records(jh)
+                    jn = heap.push_record(jh, jn, (end, leave, 0.0))
                     if nlat == latency.shape[0]:
                         latency = heap.grow(latency)
                     latency[nlat] = end - first
@@ -152,22 +146,18 @@ def step(
             if wait < 0.0:
                 counts[C_ABANDONED] += 1
             else:
-                if rn == rt.shape[0]:
-                    rt = heap.grow(rt)
-                    rf = heap.grow(rf)
-                    rk = heap.grow(rk)
-                rn = heap.push3(rt, rf, rk, rn, fail_t + wait, first, k)
+                if rn == rh.shape[0]:
+                    rh = heap.grow_records(rh)
+                rn = heap.push_record(rh, rn, (fail_t + wait, first, float(k)))
     istate[S_RETRY_N] = rn
     istate[S_JOIN_N] = jn
-    return rt, rf, rk, jt, jd, jz, latency, nlat
+    return rh, jh, latency, nlat
 
 
 @njit(cache=True)
 def advance(
     t_end: float,
-    jt: np.ndarray,
-    jd: np.ndarray,
-    jz: np.ndarray,
+    jh: np.ndarray,
     dep: np.ndarray,
     istate: np.ndarray,
     fstate: np.ndarray,
@@ -182,13 +172,13 @@ def advance(
     now = istate[S_CONCURRENT]
     peak = istate[S_PEAK]
     while True:
-        tj = jt[0] if jn > 0 else np.inf
+        tj = jh[0, 0] if jn > 0 else np.inf
         td = dep[0] if dn > 0 else np.inf
         if min(tj, td) >= t_end:
             break
         if tj <= td:
-            leave = jd[0]
-            jn = heap.pop3(jt, jd, jz, jn)
+            leave = jh[0, 1]
+            jn = heap.pop_record(jh, jn)
             if dn == dep.shape[0]:
                 dep = heap.grow(dep)
             dn = heap.push(dep, dn, leave)

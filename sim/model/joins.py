@@ -37,12 +37,8 @@ class JoinPipeline:
         self.plc_kind = PLACEMENT[fleet.cfg.placement]
         self.session_mean_s = session_mean_s
         self.rngs = rngs
-        self.rt = np.zeros(_INITIAL)
-        self.rf = np.zeros(_INITIAL)
-        self.rk = np.zeros(_INITIAL, dtype=np.int64)
-        self.jt = np.zeros(_INITIAL)
-        self.jd = np.zeros(_INITIAL)
-        self.jz = np.zeros(_INITIAL, dtype=np.int64)
+        self.rh = np.zeros((_INITIAL, 3))  # retries: (time, first attempt, failed attempts)
+        self.jh = np.zeros((_INITIAL, 2))  # pending joins: (join time, departure time)
         self.dep = np.zeros(_INITIAL)
         self.latency = np.zeros(_INITIAL)
         self.istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
@@ -58,7 +54,7 @@ class JoinPipeline:
         f = self.fleet
         cfg = f.cfg
         r = self.rngs
-        (self.rt, self.rf, self.rk, self.jt, self.jd, self.jz, self.latency, n) = pipeline.step(
+        (self.rh, self.jh, self.latency, n) = pipeline.step(
             t_end,
             arrivals,
             self.adm_kind,
@@ -75,12 +71,8 @@ class JoinPipeline:
             f.wn,
             f.conn,
             f.cn,
-            self.rt,
-            self.rf,
-            self.rk,
-            self.jt,
-            self.jd,
-            self.jz,
+            self.rh,
+            self.jh,
             self.istate,
             counts,
             self.latency,
@@ -89,9 +81,7 @@ class JoinPipeline:
             r["retry"],
             r["session"],
         )
-        self.dep = pipeline.advance(
-            t_end, self.jt, self.jd, self.jz, self.dep, self.istate, self.fstate, counts
-        )
+        self.dep = pipeline.advance(t_end, self.jh, self.dep, self.istate, self.fstate, counts)
         return self.latency[:n].copy()
 
     @property
