@@ -3,4 +3,31 @@
 Every kernel is a private ``@njit(cache=True)`` function that takes arrays and scalars with explicit
 dtypes; a public wrapper validates its input and allocates its output. Kernels import nothing of the
 project (numpy and numba only), so the engine, the validation command and the tests share them.
+
+numba's cache checks only the source file of the function it compiled, not the kernels it calls
+from other modules: after an edit of ``heap.py`` a cached ``pipeline.step`` would still run the old
+heap code. So the cache lives in a directory named after a hash of every kernel source file
+(under ``$NUMBA_CACHE_DIR`` when that is set, else ``sim/kernels/__nbcache__``): any edit starts a
+fresh cache.
 """
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+
+
+def _cache_dir() -> str:
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha1(usedforsecurity=False)
+    for source in sorted(here.glob("*.py")):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    base = os.environ.get("NUMBA_CACHE_DIR") or str(here / "__nbcache__")
+    return os.path.join(base, digest.hexdigest()[:16])
+
+
+numba.config.CACHE_DIR = _cache_dir()
