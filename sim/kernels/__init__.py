@@ -30,4 +30,4 @@ def _cache_dir() -> str:
     return os.path.join(base, digest.hexdigest()[:16])
 
 
-numba.config.CACHE_DIR = _cache_dir()
+numba.config.CACHE_DIR = _cache_dir()  # type: ignore[attr-defined]  # not in numba's stubs
