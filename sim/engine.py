@@ -54,7 +54,12 @@ class Engine:
         self.surge = SurgeSource(cfg.scenario, rngs["arrivals"])
         self.fleet = EdgeFleet(cfg.platform)
         self.joins = JoinPipeline(
-            self.fleet, cfg.admission, cfg.client, cfg.scenario.session_mean_s, rngs
+            self.fleet,
+            cfg.admission,
+            cfg.client,
+            cfg.scenario.session_mean_s,
+            rngs,
+            tick_s=cfg.engine.tick_s,
         )
         self.metrics = Metrics()
         self.env = simpy.Environment()

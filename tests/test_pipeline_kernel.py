@@ -133,7 +133,9 @@ def run_kernel(
 ) -> KernelRun:
     """Drive ``JoinPipeline`` like the engine: ticks ``k·tick_s`` until ``until`` or idle."""
     fleet = EdgeFleet(case.platform)
-    pipe = JoinPipeline(fleet, case.admission, case.client, case.session_mean_s, streams(case.seed))
+    pipe = JoinPipeline(
+        fleet, case.admission, case.client, case.session_mean_s, streams(case.seed), tick_s=tick_s
+    )
     last = float(arrivals[-1]) if arrivals.size else 0.0
     run = KernelRun([], [], [], [], [], [], 0, 0.0, pipe)
     lo = 0
@@ -280,7 +282,7 @@ def test_join_pipeline_grows_its_heaps_from_one_entry(monkeypatch: pytest.Monkey
     arrivals = surge(case.seed)
     kern = run_kernel(case, arrivals, 10.0)
     p = kern.pipe
-    assert min(a.shape[0] for a in (p.rh, p.jh, p.dep, p.latency)) > 1
+    assert min(a.shape[0] for a in (p.rh, p.jh, p.joins, p.leaves, p.latency)) > 1
     assert_same(kern, run_twin(case, arrivals, kern.tick_ends))
 
 
@@ -298,9 +300,8 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
     conn = np.zeros((p.nodes, p.connections_per_node))
     cn = np.zeros(p.nodes, dtype=np.int64)
     rh, jh = np.zeros((1, 3)), np.zeros((1, 2))
-    dep, latency = np.zeros(1), np.zeros(1)
+    latency = np.zeros(1)
     istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
-    fstate = np.zeros(1)
     adm_state = np.array([s.admission_params[1], 0.0])
     counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
     rh, jh, latency, n = pipeline.step(
@@ -333,12 +334,15 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
     # before ``advance`` every join of the run is pending in the join heap
     assert istate[pipeline.S_JOIN_N] == n == counts[pipeline.C_JOINING] > 16
     assert min(a.shape[0] for a in (rh, jh, latency)) > 1
-    dep = pipeline.advance(horizon, jh, dep, istate, fstate, counts)
-    assert dep.shape[0] > 1
+    joins, leaves, dbins = pipeline.advance(
+        horizon, horizon, jh, np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64), istate, counts
+    )
+    assert min(joins.shape[0], leaves.shape[0]) > 1 and dbins.shape[0] >= 1
     ref = run_twin(case, arrivals, [horizon])
     assert {c: int(counts[i]) for c, i in COUNTERS.items()} == ref.ticks[0]
     assert latency[:n].tolist() == ref.latencies[0]
-    assert (int(istate[pipeline.S_PEAK]), float(fstate[0])) == (ref.peak, ref.peak_t)
+    recorded = int(istate[pipeline.S_RECORDED])
+    assert pipeline.peak(joins[:recorded], leaves[:recorded]) == (ref.peak, ref.peak_t)
     assert istate[pipeline.S_CONCURRENT] == istate[pipeline.S_DEP_N] == 0
     assert pipeline.fleet_snapshot(horizon, wroom, wn, conn, cn) == (0, 0)
 

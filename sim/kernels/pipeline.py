@@ -16,8 +16,8 @@ attempts (sorted) and the retry heap, and handles every attempt at its own times
 Nothing in the result depends on where the tick boundaries fall: the per-node state (worker-free
 times, waiting-room exits, connection releases), the bucket and the retry heap carry across ticks,
 and each random stream is drawn in event order (retries due at the very same instant leave the heap
-in heap order, which is deterministic too). The joins and departures are kept in two heaps and
-counted in time order by ``advance`` (concurrent listeners, their peak).
+in heap order, which is deterministic too). ``advance`` counts the joins in time order and the
+departures by tick; ``peak`` finds the exact peak of concurrent listeners from the records.
 """
 
 from __future__ import annotations
@@ -44,13 +44,14 @@ C_LEFT = 6  # listeners who left in this tick
 C_REJECT = 7  # C_REJECT + reason: rejections by reason, in the tick of the attempt
 N_COUNTERS = C_REJECT + len(REASONS)
 
-# integer state: sizes of the global heaps and the concurrency tracker
-S_RETRY_N = 0
-S_JOIN_N = 1
-S_DEP_N = 2
-S_CONCURRENT = 3
-S_PEAK = 4
-N_ISTATE = 5
+# integer state: sizes of the global heaps and the listener count
+S_RETRY_N = 0  # retries pending
+S_JOIN_N = 1  # joins pending (attempts in service that will join)
+S_DEP_N = 2  # departures pending (= listeners connected)
+S_CONCURRENT = 3  # listeners connected
+S_RECORDED = 4  # joins recorded in ``advance``'s join/departure records
+S_BIN = 5  # the first departure bin not yet counted
+N_ISTATE = 6
 
 
 @njit(cache=True)
@@ -155,47 +156,84 @@ def step(
 
 
 @njit(cache=True)
+def _grow_zeros(a: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(max(size, 2 * a.shape[0]), dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
 def advance(
     t_end: float,
+    bin_s: float,
     jh: np.ndarray,
-    dep: np.ndarray,
+    joins: np.ndarray,
+    leaves: np.ndarray,
+    dbins: np.ndarray,
     istate: np.ndarray,
-    fstate: np.ndarray,
     counts: np.ndarray,
-) -> np.ndarray:
-    """Count joins and departures before ``t_end`` in time order; track the peak.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count the joins and departures before ``t_end`` (a multiple of ``bin_s``).
 
-    ``fstate[0]`` is the time of the peak. Returns the (possibly grown) departure heap.
+    Joins leave the join heap in time order and are recorded, with their departure time, in
+    ``joins``/``leaves`` (``istate[S_RECORDED]`` of them); departures are counted in bins of
+    ``bin_s`` seconds (``dbins``), so a tick's departures cost one addition per bin instead of a
+    heap of millions of future times. ``peak`` finds the exact peak from the records. Returns the
+    (possibly grown) ``joins``, ``leaves`` and ``dbins``.
     """
     jn = istate[S_JOIN_N]
-    dn = istate[S_DEP_N]
-    now = istate[S_CONCURRENT]
-    peak = istate[S_PEAK]
-    while True:
-        tj = jh[0, 0] if jn > 0 else np.inf
-        td = dep[0] if dn > 0 else np.inf
-        if min(tj, td) >= t_end:
-            break
-        if tj <= td:
-            leave = jh[0, 1]
-            jn = heap.pop_record(jh, jn)
-            if dn == dep.shape[0]:
-                dep = heap.grow(dep)
-            dn = heap.push(dep, dn, leave)
-            now += 1
-            counts[C_JOINED] += 1
-            if now > peak:
-                peak = now
-                fstate[0] = tj
-        else:
-            dn = heap.pop(dep, dn)
-            now -= 1
-            counts[C_LEFT] += 1
+    nj = istate[S_RECORDED]
+    first_bin = istate[S_BIN]
+    joined = 0
+    while jn > 0 and jh[0, 0] < t_end:
+        if nj == joins.shape[0]:
+            joins = heap.grow(joins)
+            leaves = heap.grow(leaves)
+        leave = jh[0, 1]
+        joins[nj] = jh[0, 0]
+        leaves[nj] = leave
+        nj += 1
+        jn = heap.pop_record(jh, jn)
+        b = max(int(leave // bin_s), first_bin)
+        if b >= dbins.shape[0]:
+            dbins = _grow_zeros(dbins, b + 1)
+        dbins[b] += 1
+        joined += 1
+    last = int(round(t_end / bin_s))  # noqa: RUF046  # explicit for numba typing
+    left = 0
+    for b in range(first_bin, min(last, dbins.shape[0])):
+        left += dbins[b]
+    istate[S_BIN] = max(first_bin, last)
     istate[S_JOIN_N] = jn
-    istate[S_DEP_N] = dn
-    istate[S_CONCURRENT] = now
-    istate[S_PEAK] = peak
-    return dep
+    istate[S_RECORDED] = nj
+    istate[S_CONCURRENT] += joined - left
+    istate[S_DEP_N] = istate[S_CONCURRENT]
+    counts[C_JOINED] += joined
+    counts[C_LEFT] += left
+    return joins, leaves, dbins
+
+
+@njit(cache=True)
+def peak(joins: np.ndarray, leaves: np.ndarray) -> tuple[int, float]:
+    """``(peak, time)``: the most listeners connected at once, and the first join that reached it.
+
+    ``joins`` are sorted join times and ``leaves`` their departure times; a join and a departure
+    at the same instant count the join first.
+    """
+    order = np.sort(leaves)
+    best = 0
+    best_t = np.nan
+    j = 0
+    n = joins.shape[0]
+    for i in range(n):
+        tj = joins[i]
+        while j < n and order[j] < tj:
+            j += 1
+        now = i + 1 - j
+        if now > best:
+            best = now
+            best_t = tj
+    return best, best_t
 
 
 @njit(cache=True)

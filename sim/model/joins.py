@@ -1,9 +1,8 @@
 """The join pipeline component: admission, placement, join queues, retries and the listener count.
 
 It owns the state that outlives a tick (the admission policy's state, the retry heap, the heap of
-pending joins and the heap of departures) and hands each tick's attempts to the numba kernel
-``sim.kernels.pipeline.step``; ``advance`` then counts the joins and departures of the tick in time
-order.
+pending joins, the records of joins and departures) and hands each tick's attempts to the numba
+kernel ``sim.kernels.pipeline.step``; ``advance`` then counts the tick's joins and departures.
 """
 
 from __future__ import annotations
@@ -27,8 +26,10 @@ class JoinPipeline:
         client: ClientConfig,
         session_mean_s: float,
         rngs: dict[str, np.random.Generator],
+        tick_s: float = 1.0,
     ) -> None:
         self.fleet = fleet
+        self.tick_s = tick_s
         self.adm_kind, self.adm_params = admission.kernel()
         # token-bucket style state: (tokens, last time); a bucket starts full
         burst = float(self.adm_params[1]) if self.adm_params.size > 1 else 0.0
@@ -39,18 +40,24 @@ class JoinPipeline:
         self.rngs = rngs
         self.rh = np.zeros((_INITIAL, 3))  # retries: (time, first attempt, failed attempts)
         self.jh = np.zeros((_INITIAL, 2))  # pending joins: (join time, departure time)
-        self.dep = np.zeros(_INITIAL)
+        self.joins = np.zeros(_INITIAL)  # join times, in order
+        self.leaves = np.zeros(_INITIAL)  # their departure times
+        self.dbins = np.zeros(_INITIAL, dtype=np.int64)  # departures per tick
         self.latency = np.zeros(_INITIAL)
         self.istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
-        self.fstate = np.zeros(1, dtype=np.float64)
+        self._peak: tuple[int, tuple[int, float]] = (0, (0, float("nan")))
 
     def step(self, t_end: float, arrivals: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Handle every attempt before ``t_end``; return this tick's join latencies (a copy).
 
-        ``arrivals`` are the tick's new listeners: sorted, and all before ``t_end``.
+        ``arrivals`` are the tick's new listeners: sorted, and all before ``t_end``, which is a
+        multiple of ``tick_s``.
         """
         if arrivals.size and not arrivals[-1] < t_end:
             raise ValueError(f"arrivals must lie before t_end = {t_end}, got {arrivals[-1]}")
+        k = round(t_end / self.tick_s)
+        if abs(k * self.tick_s - t_end) > 1e-9 * max(1.0, abs(t_end)):
+            raise ValueError(f"t_end = {t_end} is not a multiple of tick_s = {self.tick_s}")
         f = self.fleet
         cfg = f.cfg
         r = self.rngs
@@ -81,7 +88,16 @@ class JoinPipeline:
             r["retry"],
             r["session"],
         )
-        self.dep = pipeline.advance(t_end, self.jh, self.dep, self.istate, self.fstate, counts)
+        self.joins, self.leaves, self.dbins = pipeline.advance(
+            t_end,
+            self.tick_s,
+            self.jh,
+            self.joins,
+            self.leaves,
+            self.dbins,
+            self.istate,
+            counts,
+        )
         return self.latency[:n].copy()
 
     @property
@@ -94,7 +110,12 @@ class JoinPipeline:
 
     @property
     def peak(self) -> tuple[int, float]:
-        return int(self.istate[pipeline.S_PEAK]), float(self.fstate[0])
+        """The most listeners connected at once so far, and when that was first reached."""
+        n = int(self.istate[pipeline.S_RECORDED])
+        if self._peak[0] != n:
+            most, when = pipeline.peak(self.joins[:n], self.leaves[:n])
+            self._peak = (n, (int(most), float(when)))
+        return self._peak[1]
 
     @property
     def only_departures_left(self) -> bool:
@@ -104,7 +125,8 @@ class JoinPipeline:
 
     def pending_departures(self) -> np.ndarray:
         """The departure times of the connected listeners (unsorted)."""
-        return self.dep[: self.istate[pipeline.S_DEP_N]].copy()
+        leaves = self.leaves[: self.istate[pipeline.S_RECORDED]]
+        return leaves[leaves >= self.istate[pipeline.S_BIN] * self.tick_s]
 
     def finish_departures(self, counts: np.ndarray) -> None:
         """Count every pending departure as done (the tail computed by the engine)."""
@@ -112,6 +134,7 @@ class JoinPipeline:
         counts[pipeline.C_LEFT] += n
         self.istate[pipeline.S_DEP_N] = 0
         self.istate[pipeline.S_CONCURRENT] -= n
+        self.istate[pipeline.S_BIN] = self.dbins.shape[0]
 
     @property
     def idle(self) -> bool:
