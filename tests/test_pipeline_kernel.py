@@ -282,7 +282,7 @@ def test_join_pipeline_grows_its_heaps_from_one_entry(monkeypatch: pytest.Monkey
     arrivals = surge(case.seed)
     kern = run_kernel(case, arrivals, 10.0)
     p = kern.pipe
-    assert min(a.shape[0] for a in (p.rh, p.jh, p.joins, p.leaves, p.latency)) > 1
+    assert min(a.shape[0] for a in (p.rh, p.jr, p.bins, p.latency)) > 1
     assert_same(kern, run_twin(case, arrivals, kern.tick_ends))
 
 
@@ -299,12 +299,12 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
     wn = np.zeros(p.nodes, dtype=np.int64)
     conn = np.zeros((p.nodes, p.connections_per_node))
     cn = np.zeros(p.nodes, dtype=np.int64)
-    rh, jh = np.zeros((1, 3)), np.zeros((1, 2))
+    rh, jr, bins = np.zeros((1, 3)), np.zeros((1, 2)), np.zeros((1, 2), dtype=np.int64)
     latency = np.zeros(1)
     istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
     adm_state = np.array([s.admission_params[1], 0.0])
     counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
-    rh, jh, latency, n = pipeline.step(
+    rh, jr, bins, latency, n = pipeline.step(
         horizon,
         arrivals,
         s.admission,
@@ -322,7 +322,9 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
         conn,
         cn,
         rh,
-        jh,
+        jr,
+        bins,
+        horizon,
         istate,
         counts,
         latency,
@@ -331,18 +333,16 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
         rngs["retry"],
         rngs["session"],
     )
-    # before ``advance`` every join of the run is pending in the join heap
+    # before ``advance`` every join of the run is recorded and pending; one bin spans the run
     assert istate[pipeline.S_JOIN_N] == n == counts[pipeline.C_JOINING] > 16
-    assert min(a.shape[0] for a in (rh, jh, latency)) > 1
-    joins, leaves, dbins = pipeline.advance(
-        horizon, horizon, jh, np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64), istate, counts
-    )
-    assert min(joins.shape[0], leaves.shape[0]) > 1 and dbins.shape[0] >= 1
+    assert istate[pipeline.S_RECORDED] == n
+    assert min(a.shape[0] for a in (rh, jr, latency)) > 1
+    pipeline.advance(horizon, horizon, bins, istate, counts)
+    assert istate[pipeline.S_JOIN_N] == 0
     ref = run_twin(case, arrivals, [horizon])
     assert {c: int(counts[i]) for c, i in COUNTERS.items()} == ref.ticks[0]
     assert latency[:n].tolist() == ref.latencies[0]
-    recorded = int(istate[pipeline.S_RECORDED])
-    assert pipeline.peak(joins[:recorded], leaves[:recorded]) == (ref.peak, ref.peak_t)
+    assert pipeline.peak(jr[:n]) == (ref.peak, ref.peak_t)
     assert istate[pipeline.S_CONCURRENT] == istate[pipeline.S_DEP_N] == 0
     assert pipeline.fleet_snapshot(horizon, wroom, wn, conn, cn) == (0, 0)
 

@@ -16,8 +16,8 @@ attempts (sorted) and the retry heap, and handles every attempt at its own times
 Nothing in the result depends on where the tick boundaries fall: the per-node state (worker-free
 times, waiting-room exits, connection releases), the bucket and the retry heap carry across ticks,
 and each random stream is drawn in event order (retries due at the very same instant leave the heap
-in heap order, which is deterministic too). ``advance`` counts the joins in time order and the
-departures by tick; ``peak`` finds the exact peak of concurrent listeners from the records.
+in heap order, which is deterministic too). Joins and departures are recorded and counted per
+tick (``advance``); ``peak`` finds the exact peak of concurrent listeners from the records.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ S_RETRY_N = 0  # retries pending
 S_JOIN_N = 1  # joins pending (attempts in service that will join)
 S_DEP_N = 2  # departures pending (= listeners connected)
 S_CONCURRENT = 3  # listeners connected
-S_RECORDED = 4  # joins recorded in ``advance``'s join/departure records
+S_RECORDED = 4  # join records written by ``step``
 S_BIN = 5  # the first departure bin not yet counted
 N_ISTATE = 6
 
@@ -73,7 +73,9 @@ def step(
     conn: np.ndarray,
     cn: np.ndarray,
     rh: np.ndarray,
-    jh: np.ndarray,
+    jr: np.ndarray,
+    bins: np.ndarray,
+    bin_s: float,
     istate: np.ndarray,
     counts: np.ndarray,
     latency: np.ndarray,
@@ -81,17 +83,19 @@ def step(
     rng_service: np.random.Generator,
     rng_retry: np.random.Generator,
     rng_session: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Handle every attempt before ``t_end``; return the (possibly grown) heaps and latency buffer.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Handle every attempt before ``t_end``; return the (possibly grown) arrays.
 
-    Returns ``(rh, jh, latency, n_latency)``: the retry record heap (time, first-attempt time,
-    failed attempts so far), the join record heap (join time, departure time) and the join
-    latencies of this tick's joining attempts in ``latency[:n_latency]``.
+    Returns ``(rh, jr, bins, latency, n_latency)``: the retry record heap (time, first-attempt
+    time, failed attempts so far), the join records (join time, departure time; appended, in
+    ``jr[:istate[S_RECORDED]]``), the bins of ``bin_s`` seconds counting joins and departures
+    (columns 0 and 1) and the join latencies of this tick's joining attempts in
+    ``latency[:n_latency]``.
     """
     wcap = wroom.shape[1]
     conncap = conn.shape[1]
     rn = istate[S_RETRY_N]
-    jn = istate[S_JOIN_N]
+    nrec = istate[S_RECORDED]
     nlat = 0
     ia = 0
     na = arrivals.shape[0]
@@ -133,9 +137,17 @@ def step(
                 else:
                     leave = end + rng_session.exponential(session_mean_s)
                     cn[node] = heap.push(conn[node], cn[node], leave)
-                    if jn == jh.shape[0]:
-                        jh = heap.grow_records(jh)
-                    jn = heap.push_record(jh, jn, (end, leave, 0.0))
+                    if nrec == jr.shape[0]:
+                        jr = heap.grow_records(jr)
+                    jr[nrec, 0] = end
+                    jr[nrec, 1] = leave
+                    nrec += 1
+                    bj = int(end // bin_s)
+                    bl = int(leave // bin_s)
+                    if bl >= bins.shape[0]:
+                        bins = _grow_zeros(bins, bl + 1)
+                    bins[bj, 0] += 1
+                    bins[bl, 1] += 1
                     if nlat == latency.shape[0]:
                         latency = heap.grow(latency)
                     latency[nlat] = end - first
@@ -151,83 +163,59 @@ def step(
                     rh = heap.grow_records(rh)
                 rn = heap.push_record(rh, rn, (fail_t + wait, first, float(k)))
     istate[S_RETRY_N] = rn
-    istate[S_JOIN_N] = jn
-    return rh, jh, latency, nlat
+    istate[S_JOIN_N] += nrec - istate[S_RECORDED]
+    istate[S_RECORDED] = nrec
+    return rh, jr, bins, latency, nlat
 
 
 @njit(cache=True)
-def _grow_zeros(a: np.ndarray, size: int) -> np.ndarray:
-    out = np.zeros(max(size, 2 * a.shape[0]), dtype=a.dtype)
+def _grow_zeros(a: np.ndarray, rows: int) -> np.ndarray:
+    out = np.zeros((max(rows, 2 * a.shape[0]), a.shape[1]), dtype=a.dtype)
     out[: a.shape[0]] = a
     return out
 
 
 @njit(cache=True)
 def advance(
-    t_end: float,
-    bin_s: float,
-    jh: np.ndarray,
-    joins: np.ndarray,
-    leaves: np.ndarray,
-    dbins: np.ndarray,
-    istate: np.ndarray,
-    counts: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Count the joins and departures before ``t_end`` (a multiple of ``bin_s``).
+    t_end: float, bin_s: float, bins: np.ndarray, istate: np.ndarray, counts: np.ndarray
+) -> None:
+    """Count the joins and departures of the bins that end by ``t_end`` (a multiple of ``bin_s``).
 
-    Joins leave the join heap in time order and are recorded, with their departure time, in
-    ``joins``/``leaves`` (``istate[S_RECORDED]`` of them); departures are counted in bins of
-    ``bin_s`` seconds (``dbins``), so a tick's departures cost one addition per bin instead of a
-    heap of millions of future times. ``peak`` finds the exact peak from the records. Returns the
-    (possibly grown) ``joins``, ``leaves`` and ``dbins``.
+    ``step`` counts every join and departure into a bin of ``bin_s`` seconds (the tick) when it
+    learns its time, so a tick's joins and departures cost one addition per bin here, not a heap
+    of millions of future times; ``peak`` finds the exact peak from the join records.
     """
-    jn = istate[S_JOIN_N]
-    nj = istate[S_RECORDED]
-    first_bin = istate[S_BIN]
-    joined = 0
-    while jn > 0 and jh[0, 0] < t_end:
-        if nj == joins.shape[0]:
-            joins = heap.grow(joins)
-            leaves = heap.grow(leaves)
-        leave = jh[0, 1]
-        joins[nj] = jh[0, 0]
-        leaves[nj] = leave
-        nj += 1
-        jn = heap.pop_record(jh, jn)
-        b = max(int(leave // bin_s), first_bin)
-        if b >= dbins.shape[0]:
-            dbins = _grow_zeros(dbins, b + 1)
-        dbins[b] += 1
-        joined += 1
+    first = istate[S_BIN]
     last = int(round(t_end / bin_s))  # noqa: RUF046  # explicit for numba typing
+    joined = 0
     left = 0
-    for b in range(first_bin, min(last, dbins.shape[0])):
-        left += dbins[b]
-    istate[S_BIN] = max(first_bin, last)
-    istate[S_JOIN_N] = jn
-    istate[S_RECORDED] = nj
+    for b in range(first, min(last, bins.shape[0])):
+        joined += bins[b, 0]
+        left += bins[b, 1]
+    istate[S_BIN] = max(first, last)
+    istate[S_JOIN_N] -= joined
     istate[S_CONCURRENT] += joined - left
     istate[S_DEP_N] = istate[S_CONCURRENT]
     counts[C_JOINED] += joined
     counts[C_LEFT] += left
-    return joins, leaves, dbins
 
 
 @njit(cache=True)
-def peak(joins: np.ndarray, leaves: np.ndarray) -> tuple[int, float]:
+def peak(records: np.ndarray) -> tuple[int, float]:
     """``(peak, time)``: the most listeners connected at once, and the first join that reached it.
 
-    ``joins`` are sorted join times and ``leaves`` their departure times; a join and a departure
-    at the same instant count the join first.
+    ``records`` are (join time, departure time) rows; a join and a departure at the same instant
+    count the join first.
     """
-    order = np.sort(leaves)
+    joins = np.sort(records[:, 0])
+    leaves = np.sort(records[:, 1])
     best = 0
     best_t = np.nan
     j = 0
     n = joins.shape[0]
     for i in range(n):
         tj = joins[i]
-        while j < n and order[j] < tj:
+        while j < n and leaves[j] < tj:
             j += 1
         now = i + 1 - j
         if now > best:

@@ -1,7 +1,7 @@
 """The join pipeline component: admission, placement, join queues, retries and the listener count.
 
 It owns the state that outlives a tick (the admission policy's state, the retry heap, the heap of
-pending joins, the records of joins and departures) and hands each tick's attempts to the numba
+records of joins and departures, their counts per tick) and hands each tick's attempts to the numba
 kernel ``sim.kernels.pipeline.step``; ``advance`` then counts the tick's joins and departures.
 """
 
@@ -39,10 +39,8 @@ class JoinPipeline:
         self.session_mean_s = session_mean_s
         self.rngs = rngs
         self.rh = np.zeros((_INITIAL, 3))  # retries: (time, first attempt, failed attempts)
-        self.jh = np.zeros((_INITIAL, 2))  # pending joins: (join time, departure time)
-        self.joins = np.zeros(_INITIAL)  # join times, in order
-        self.leaves = np.zeros(_INITIAL)  # their departure times
-        self.dbins = np.zeros(_INITIAL, dtype=np.int64)  # departures per tick
+        self.jr = np.zeros((_INITIAL, 2))  # joins: (join time, departure time), appended
+        self.bins = np.zeros((_INITIAL, 2), dtype=np.int64)  # joins, departures per tick
         self.latency = np.zeros(_INITIAL)
         self.istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
         self._peak: tuple[int, tuple[int, float]] = (0, (0, float("nan")))
@@ -61,7 +59,7 @@ class JoinPipeline:
         f = self.fleet
         cfg = f.cfg
         r = self.rngs
-        (self.rh, self.jh, self.latency, n) = pipeline.step(
+        (self.rh, self.jr, self.bins, self.latency, n) = pipeline.step(
             t_end,
             arrivals,
             self.adm_kind,
@@ -79,7 +77,9 @@ class JoinPipeline:
             f.conn,
             f.cn,
             self.rh,
-            self.jh,
+            self.jr,
+            self.bins,
+            self.tick_s,
             self.istate,
             counts,
             self.latency,
@@ -88,16 +88,7 @@ class JoinPipeline:
             r["retry"],
             r["session"],
         )
-        self.joins, self.leaves, self.dbins = pipeline.advance(
-            t_end,
-            self.tick_s,
-            self.jh,
-            self.joins,
-            self.leaves,
-            self.dbins,
-            self.istate,
-            counts,
-        )
+        pipeline.advance(t_end, self.tick_s, self.bins, self.istate, counts)
         return self.latency[:n].copy()
 
     @property
@@ -113,7 +104,7 @@ class JoinPipeline:
         """The most listeners connected at once so far, and when that was first reached."""
         n = int(self.istate[pipeline.S_RECORDED])
         if self._peak[0] != n:
-            most, when = pipeline.peak(self.joins[:n], self.leaves[:n])
+            most, when = pipeline.peak(self.jr[:n])
             self._peak = (n, (int(most), float(when)))
         return self._peak[1]
 
@@ -125,7 +116,7 @@ class JoinPipeline:
 
     def pending_departures(self) -> np.ndarray:
         """The departure times of the connected listeners (unsorted)."""
-        leaves = self.leaves[: self.istate[pipeline.S_RECORDED]]
+        leaves = self.jr[: self.istate[pipeline.S_RECORDED], 1]
         return leaves[leaves >= self.istate[pipeline.S_BIN] * self.tick_s]
 
     def finish_departures(self, counts: np.ndarray) -> None:
@@ -134,7 +125,7 @@ class JoinPipeline:
         counts[pipeline.C_LEFT] += n
         self.istate[pipeline.S_DEP_N] = 0
         self.istate[pipeline.S_CONCURRENT] -= n
-        self.istate[pipeline.S_BIN] = self.dbins.shape[0]
+        self.istate[pipeline.S_BIN] = self.bins.shape[0]
 
     @property
     def idle(self) -> bool:
