@@ -324,10 +324,14 @@ def _fill_windows(
     offs: NDArray[np.int64], w0: int, w1: int, key: NDArray[np.uint64], out: F64,
 ) -> None:  # fmt: skip
     """Windows w0..w1-1 into out; window w gets out[offs[w] - offs[w0]: offs[w+1] - offs[w0]].
-    Tasks take every n_tasks-th window, so the static prange schedule is balanced."""
+    Tasks are runs of windows with about equal counts, so each thread of the static prange
+    schedule gets a balanced, contiguous part of out (first-touch page faults in parallel)."""
     n_tasks = min(w1 - w0, 256)
+    goal = offs[w0] + (offs[w1] - offs[w0]) * np.arange(n_tasks + 1) // n_tasks
+    cuts = w0 + np.searchsorted(offs[w0 : w1 + 1], goal)
+    cuts[-1] = w1
     for task in prange(n_tasks):
-        for w in range(w0 + task, w1, n_tasks):
+        for w in range(cuts[task], cuts[task + 1]):
             o, e = offs[w] - offs[w0], offs[w + 1] - offs[w0]
             if e > o:
                 ends = (edges[w], edges[w + 1], base[w], base[w + 1])
