@@ -3,7 +3,7 @@
 Figures (JSON keys):
 
 - ``nhpp_arrivals_per_s``: the parallel NHPP sampler drawing 10^7 arrivals of the reference surge
-  profile (median of 3 after a warm-up); ``nhpp_stream_arrivals_per_s``: the streaming sampler the
+  profile (median of 5 after 2 warm-ups); ``nhpp_stream_arrivals_per_s``: the streaming sampler the
   engine uses, one batch per 1 s tick;
 - ``queue_attempts_per_s``: the join-queue kernel (M/M/c/K+M, c = 10, ρ = 0.98) per customer;
 - ``engine_attempts_per_s`` and ``engine_wall_s``: the whole engine on ``experiment=bench_surge``
@@ -34,8 +34,14 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def _median_rate(work: Callable[[int], int], repeats: int = 3) -> float:
-    work(0)
+def _median_rate(work: Callable[[int], int], repeats: int = 5, warmups: int = 2) -> float:
+    """Items per second of ``work(seed)``: the median over ``repeats`` seeds after warm-ups.
+
+    The first calls of a kernel are slower than the rest (thread pool start, first touch of
+    fresh memory), hence more than one warm-up.
+    """
+    for seed in range(-warmups, 0):
+        work(seed + warmups + 1000)
     rates = []
     for seed in range(1, repeats + 1):
         start = time.perf_counter()
