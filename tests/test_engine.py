@@ -90,3 +90,20 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(capsys: pytest.CaptureFix
     assert "simulating" in capsys.readouterr().err
     run_simulation(typed_config(BENCH))  # progress: null and stderr is not a terminal here
     assert "simulating" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["admission=none", "client=constant", "client.delay_s=0"],
+        ["client=none", "platform.placement=random"],
+        ["platform.placement=least_loaded", "platform.join_queue_cap=0"],
+    ],
+)
+def test_default_scenario_and_policy_choices_run_and_conserve(overrides: list[str]) -> None:
+    s = simulate(typed_config(overrides)).summary
+    assert not s["failed"]
+    assert s["arrivals"] > 0
+    assert s["arrivals"] == s["joined"] + s["abandoned"]
+    assert s["attempts"] == s["joined"] + sum(s["rejected"].values())
