@@ -2,44 +2,21 @@
 
     python benchmarks/bench_nhpp.py [--n 1e7 1e8] [--tick 1.0] [--window 0.1]
 
-Prints arrivals/s (median of 3 runs after a full-size warm-up) for the streaming sampler
+Prints arrivals/s (median of 5 runs after two full-size warm-ups) for the streaming sampler
 (`NHPPStream.next_batch` once per tick, arrays discarded) and for `sample_parallel` with
-one thread and with all of numba's threads. Only the public API of sim.kernels.arrivals
-is used, so `spacesim bench` can do the same.
+one thread and with all of numba's threads, on the surge profile of `scenario=bench_surge`.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numba
 import numpy as np
 
-from sim.kernels.arrivals import NHPPStream, Profile, sample_parallel
-
-
-def reference_profile(n_arrivals: float) -> Profile:
-    """2/s for 2 min, ramp to 60/s at 120 s, exp decay (tau 90 s) to 2/s; scaled to n."""
-    p = Profile.from_points(
-        [(0.0, 2.0), (60.0, 2.0), (120.0, 60.0), (600.0, 2.0)],
-        ["linear", "linear", "exp"],
-        [0.0, 0.0, 90.0],
-    )
-    return p.scaled(n_arrivals / p.total())
-
-
-def _rate(run: Callable[[int], int], repeats: int = 3) -> float:
-    """Arrivals per second: median over `repeats` seeds after one warm-up run."""
-    run(0)
-    rates = []
-    for seed in range(1, repeats + 1):
-        t0 = time.perf_counter()
-        n = run(seed)
-        rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates)
+from sim.bench import median_rate, reference_profile
+from sim.kernels.arrivals import NHPPStream, sample_parallel
 
 
 def bench_nhpp(n_arrivals: float, tick_s: float = 1.0, window_s: float = 0.1) -> dict[str, float]:
@@ -58,9 +35,9 @@ def bench_nhpp(n_arrivals: float, tick_s: float = 1.0, window_s: float = 0.1) ->
     return {
         "n_arrivals": n_arrivals,
         "threads": float(threads),
-        "stream_per_s": _rate(stream),
-        "parallel_1thread_per_s": _rate(parallel(1)),
-        "parallel_per_s": _rate(parallel(threads)),
+        "stream_per_s": median_rate(stream),
+        "parallel_1thread_per_s": median_rate(parallel(1)),
+        "parallel_per_s": median_rate(parallel(threads)),
     }
 
 

@@ -27,14 +27,26 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sim.kernels.arrivals import Profile
 
 log = logging.getLogger(__name__)
 
 
-def _median_rate(work: Callable[[int], int], repeats: int = 5, warmups: int = 2) -> float:
+def reference_profile(n_arrivals: float) -> Profile:
+    """The surge profile of ``scenario=bench_surge`` (``conf/``), scaled to ``n_arrivals``."""
+    from sim.hydra_app import compose_typed
+    from sim.model.surge import profile_of
+
+    cfg = compose_typed(["scenario=bench_surge", f"scenario.expected_arrivals={n_arrivals:g}"])
+    return profile_of(cfg.scenario)
+
+
+def median_rate(work: Callable[[int], int], repeats: int = 5, warmups: int = 2) -> float:
     """Items per second of ``work(seed)``: the median over ``repeats`` seeds after warm-ups.
 
     The first calls of a kernel are slower than the rest (thread pool start, first touch of
@@ -51,14 +63,9 @@ def _median_rate(work: Callable[[int], int], repeats: int = 5, warmups: int = 2)
 
 
 def bench_nhpp(n_arrivals: float) -> dict[str, float]:
-    from sim.kernels.arrivals import NHPPStream, Profile, sample_parallel
+    from sim.kernels.arrivals import NHPPStream, sample_parallel
 
-    shape = Profile.from_points(
-        [(0.0, 2.0), (60.0, 2.0), (120.0, 60.0), (600.0, 2.0)],
-        ["linear", "linear", "exp"],
-        [0.0, 0.0, 90.0],
-    )
-    profile = shape.scaled(n_arrivals / shape.total())
+    profile = reference_profile(n_arrivals)
 
     def parallel(seed: int) -> int:
         return int(sample_parallel(profile, seed).size)
@@ -68,8 +75,8 @@ def bench_nhpp(n_arrivals: float) -> dict[str, float]:
         return sum(int(s.next_batch(float(t)).size) for t in range(1, 601))
 
     return {
-        "nhpp_arrivals_per_s": _median_rate(parallel),
-        "nhpp_stream_arrivals_per_s": _median_rate(stream),
+        "nhpp_arrivals_per_s": median_rate(parallel),
+        "nhpp_stream_arrivals_per_s": median_rate(stream),
     }
 
 
@@ -81,7 +88,7 @@ def bench_queue(customers: int) -> dict[str, float]:
         sim.run(customers)
         return customers
 
-    return {"queue_attempts_per_s": _median_rate(work)}
+    return {"queue_attempts_per_s": median_rate(work)}
 
 
 def bench_engine(expected_arrivals: float) -> dict[str, float]:
