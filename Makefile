@@ -12,7 +12,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # byte-compile at install: start-up matters, and some machines set PYTHONDONTWRITEBYTECODE
 export UV_COMPILE_BYTECODE := 1
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# the stamp names the extras, so `make setup EXTRAS="... --extra ray"` re-syncs
+STAMP := $(VENV)/.installed-$(shell echo '$(EXTRAS)' | cksum | cut -d' ' -f1)
 
 .PHONY: setup run test lint typecheck pytest bench clean
 
@@ -24,6 +25,7 @@ $(UV):
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON) $(EXTRAS)
+	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
 run: $(STAMP)

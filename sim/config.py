@@ -12,6 +12,7 @@ multiplied by ``s = expected_arrivals / Λ(end)``. The resolvers ``${scale:x}`` 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -204,6 +205,11 @@ def to_config(cfg: DictConfig) -> Config:
     if missing:
         raise ConfigError([(k, "???", "a value is required") for k in missing])
     keys = [str(k) for k in cfg if k != "hydra"]
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        allowed = f"a key of the config: {', '.join(sorted(known))}"
+        raise ConfigError([(k, cfg[k], allowed) for k in unknown])
     node = OmegaConf.masked_copy(cfg, keys) if "hydra" in cfg else cfg
     typed = OmegaConf.to_object(node)
     if not isinstance(typed, Config):

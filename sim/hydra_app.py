@@ -72,6 +72,8 @@ def _explain(exc: Exception, overrides: list[str]) -> list[str]:
         first = str(cause).splitlines()[0]
         target = re.search(r"converted to (\w+)", first)
         allowed = f"a value of type {target.group(1)}" if target else first
+        if "is not Optional" in first:
+            allowed = "a value (not null)"
         owner = getattr(cause, "object_type", None)
         unknown_key = isinstance(cause, ConfigKeyError | ConfigAttributeError)
         if unknown_key and isinstance(owner, type) and dataclasses.is_dataclass(owner):

@@ -130,6 +130,11 @@ class NoRetry(ClientConfig):
     retry: str = "none"
     max_attempts: int = 1
 
+    def problems(self) -> Iterator[Problem]:
+        if self.max_attempts != 1:
+            allowed = "1 with retry none (to retry: client=constant or client=full_jitter)"
+            yield "max_attempts", self.max_attempts, allowed
+
     def kernel(self) -> tuple[int, np.ndarray]:
         return k_retry.NONE, np.array([1.0])
 

@@ -14,7 +14,7 @@ import pytest
 
 from sim.archive import SCHEMA_VERSION
 
-SMALL = ["experiment=bench_surge", "scenario.expected_arrivals=3e3"]
+SMALL = ["experiment=bench_surge", "scenario.expected_arrivals=1e4"]
 SUMMARY_KEYS = {
     "arrivals",
     "attempts",
