@@ -256,12 +256,14 @@ def register() -> None:
         OmegaConf.register_new_resolver("scale", _resolve_scale)
         OmegaConf.register_new_resolver("scale_round", _resolve_scale_round)
     cs = ConfigStore.instance()
+    # schemas live in their own groups (schema/GROUP/NAME), so they are not options of GROUP;
+    # each YAML option extends its schema with `- /schema/GROUP/NAME@_here_`
     cs.store(name="base_config", node=Config)
-    cs.store(group="scenario", name="base_scenario", node=ScenarioConfig)
-    cs.store(group="platform", name="base_platform", node=PlatformConfig)
-    cs.store(group="engine", name="base_engine", node=EngineConfig)
-    cs.store(group="output", name="base_output", node=OutputConfig)
+    cs.store(group="schema/scenario", name="scenario", node=ScenarioConfig)
+    cs.store(group="schema/platform", name="platform", node=PlatformConfig)
+    cs.store(group="schema/engine", name="engine", node=EngineConfig)
+    cs.store(group="schema/output", name="output", node=OutputConfig)
     for name, adm in ADMISSION.items():
-        cs.store(group="admission", name=f"base_{name}", node=adm)
+        cs.store(group="schema/admission", name=name, node=adm)
     for name, cli in RETRY.items():
-        cs.store(group="client", name=f"base_{name}", node=cli)
+        cs.store(group="schema/client", name=name, node=cli)

@@ -49,7 +49,7 @@ def _combinations(overrides: list[str], multirun: bool) -> Iterator[list[str]]:
 
 def _group_options(group: str) -> list[str]:
     loader = GlobalHydra.instance().config_loader()
-    return sorted(o for o in loader.get_group_options(group) if not o.startswith("base_"))
+    return sorted(loader.get_group_options(group))
 
 
 def _explain(exc: Exception, overrides: list[str]) -> list[str]:
