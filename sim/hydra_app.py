@@ -18,6 +18,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from sim.config import Config, ConfigError, format_problem, register, to_config
@@ -83,15 +84,20 @@ def _explain(exc: Exception, overrides: list[str]) -> list[str]:
     return [f"invalid config: {str(exc).strip()}"]
 
 
-def compose_typed(overrides: list[str]) -> Config:
-    """Compose ``conf/`` with ``overrides`` and return the typed, validated config."""
+def compose_config(overrides: list[str]) -> DictConfig:
+    """Compose ``conf/`` with ``overrides``: the untyped config, as Hydra hands it to a job."""
     register()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return to_config(compose(config_name="config", overrides=overrides))
+            return compose(config_name="config", overrides=overrides)
     finally:
         GlobalHydra.instance().clear()
+
+
+def compose_typed(overrides: list[str]) -> Config:
+    """Compose ``conf/`` with ``overrides`` and return the typed, validated config."""
+    return to_config(compose_config(overrides))
 
 
 def check_overrides(overrides: list[str], multirun: bool = False) -> list[str]:

@@ -19,10 +19,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from sim import archive
 from sim.config import Config, to_config
 from sim.engine import RunResult, simulate
+from sim.kernels.pipeline import REASONS
 
 log = logging.getLogger(__name__)
-
-REJECT_KEYS = ("bucket", "full", "queue", "timeout")
 
 
 def failed_summary(seed: Any, reason: str) -> dict[str, Any]:
@@ -32,7 +31,7 @@ def failed_summary(seed: Any, reason: str) -> dict[str, Any]:
         "attempts": 0,
         "joined": 0,
         "abandoned": 0,
-        "rejected": dict.fromkeys(REJECT_KEYS, 0),
+        "rejected": dict.fromkeys(REASONS, 0),
         "join_latency_p50_s": float("nan"),
         "join_latency_p99_s": float("nan"),
         "peak_concurrent": 0,

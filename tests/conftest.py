@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from sim.config import Config
-from sim.hydra_app import compose_typed
+from sim.hydra_app import compose_config, compose_typed
+
+__all__ = ["compose_config", "typed_config"]
 
 
 def typed_config(overrides: list[str]) -> Config:
