@@ -342,7 +342,7 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
     ref = run_twin(case, arrivals, [horizon])
     assert {c: int(counts[i]) for c, i in COUNTERS.items()} == ref.ticks[0]
     assert latency[:n].tolist() == ref.latencies[0]
-    assert pipeline.peak(jr[:n]) == (ref.peak, ref.peak_t)
+    assert pipeline.peak(jr[:n], bins, horizon) == (ref.peak, ref.peak_t)
     assert istate[pipeline.S_CONCURRENT] == istate[pipeline.S_DEP_N] == 0
     assert pipeline.fleet_snapshot(horizon, wroom, wn, conn, cn) == (0, 0)
 
@@ -516,3 +516,42 @@ def test_two_workers_serve_two_at_once_and_the_third_waits() -> None:
     start3 = min(s[0], 1e-6 + s[1])
     assert a3.outcome == "joined" and a3.wait_until == start3 and a3.join_t == start3 + s[2]
     assert sorted(kern.latencies[0]) == sorted([s[0], s[1], start3 + s[2] - 2e-6])
+
+
+def _peak_by_full_sort(records: np.ndarray) -> tuple[int, float]:
+    """The obvious peak: every join against every departure before it (join first on a tie)."""
+    joins = np.sort(records[:, 0])
+    leaves = np.sort(records[:, 1])
+    now = np.arange(1, joins.size + 1) - np.searchsorted(leaves, joins, side="left")
+    i = int(np.argmax(now))
+    return int(now[i]), float(joins[i])
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("bin_s", [0.5, 1.0, 7.0])
+def test_peak_from_candidate_bins_equals_the_full_sort(seed: int, bin_s: float) -> None:
+    rng = np.random.default_rng(seed)
+    n = 3000
+    join = np.sort(rng.uniform(0.0, 60.0, n)) + rng.exponential(0.5, n)
+    if seed % 2:  # times on a grid: ties between joins and departures, times on bin edges
+        join = np.round(join * 2) / 2
+    leave = join + (np.round(rng.exponential(20.0, n)) if seed % 2 else rng.exponential(20.0, n))
+    records = np.stack([join, leave], axis=1)
+    assert pipeline.peak(records, _bins(records, bin_s), bin_s) == _peak_by_full_sort(records)
+
+
+def _bins(records: np.ndarray, bin_s: float) -> np.ndarray:
+    bins = np.zeros((int(records[:, 1].max() // bin_s) + 2, 2), dtype=np.int64)
+    np.add.at(bins[:, 0], (records[:, 0] // bin_s).astype(np.int64), 1)
+    np.add.at(bins[:, 1], (records[:, 1] // bin_s).astype(np.int64), 1)
+    return bins
+
+
+def test_peak_by_hand() -> None:
+    # three listeners join in the first second and leave together at 10 s: the peak is the count
+    # at the end of the first bin (no departure in it), first reached by the third join
+    three = np.array([[0.1, 10.0], [0.2, 10.0], [0.3, 10.0]])
+    assert pipeline.peak(three, _bins(three, 1.0), 1.0) == (3, 0.3)
+    # a fourth joins at 10.0, the instant the three leave: the join counts first, 4 at once
+    four = np.vstack([three, [[10.0, 12.0]]])
+    assert pipeline.peak(four, _bins(four, 1.0), 1.0) == (4, 10.0)

@@ -201,25 +201,66 @@ def advance(
 
 
 @njit(cache=True)
-def peak(records: np.ndarray) -> tuple[int, float]:
+def peak(records: np.ndarray, bins: np.ndarray, bin_s: float) -> tuple[int, float]:
     """``(peak, time)``: the most listeners connected at once, and the first join that reached it.
 
-    ``records`` are (join time, departure time) rows; a join and a departure at the same instant
-    count the join first.
+    ``records`` are (join time, departure time) rows and ``bins`` their counts per bin of
+    ``bin_s`` seconds, as ``step`` wrote them; a join and a departure at the same instant count
+    the join first. Only the bins whose start count plus joins can reach the largest bin-end count
+    can hold the peak, so only their joins and departures are sorted and replayed.
     """
-    joins = np.sort(records[:, 0])
-    leaves = np.sort(records[:, 1])
+    nb = bins.shape[0]
+    start = np.zeros(nb, dtype=np.int64)
+    now = 0
+    best_end = 0
+    for b in range(nb):
+        start[b] = now
+        now += bins[b, 0] - bins[b, 1]
+        best_end = max(best_end, now)
+    cand = np.zeros(nb, dtype=np.bool_)
+    nj = 0
+    nl = 0
+    for b in range(nb):
+        if bins[b, 0] > 0 and start[b] + bins[b, 0] >= best_end:
+            cand[b] = True
+            nj += bins[b, 0]
+            nl += bins[b, 1]
+    joins = np.empty(nj)
+    leaves = np.empty(nl)
+    nj = 0
+    nl = 0
+    for i in range(records.shape[0]):
+        if cand[int(records[i, 0] // bin_s)]:
+            joins[nj] = records[i, 0]
+            nj += 1
+        bl = int(records[i, 1] // bin_s)
+        if bl < nb and cand[bl]:
+            leaves[nl] = records[i, 1]
+            nl += 1
+    joins.sort()
+    leaves.sort()
     best = 0
     best_t = np.nan
     j = 0
-    n = joins.shape[0]
-    for i in range(n):
+    current = -1
+    joined = 0
+    left = 0
+    for i in range(nj):
         tj = joins[i]
-        while j < n and leaves[j] < tj:
+        b = int(tj // bin_s)
+        if b != current:
+            current = b
+            joined = 0
+            left = 0
+            while j < nl and int(leaves[j] // bin_s) < b:
+                j += 1
+        while j < nl and leaves[j] < tj:
+            left += 1
             j += 1
-        now = i + 1 - j
-        if now > best:
-            best = now
+        joined += 1
+        count = start[b] + joined - left
+        if count > best:
+            best = count
             best_t = tj
     return best, best_t
 

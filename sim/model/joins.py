@@ -104,7 +104,7 @@ class JoinPipeline:
         """The most listeners connected at once so far, and when that was first reached."""
         n = int(self.istate[pipeline.S_RECORDED])
         if self._peak[0] != n:
-            most, when = pipeline.peak(self.jr[:n])
+            most, when = pipeline.peak(self.jr[:n], self.bins, self.tick_s)
             self._peak = (n, (int(most), float(when)))
         return self._peak[1]
 
