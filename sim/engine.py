@@ -27,6 +27,7 @@ import simpy
 
 from sim.config import Config
 from sim.kernels import pipeline
+from sim.kernels.stats import segment_quantiles
 from sim.model.fleet import EdgeFleet
 from sim.model.joins import JoinPipeline
 from sim.model.metrics import Metrics
@@ -153,8 +154,9 @@ class Engine:
             if on_progress is not None:
                 on_progress(self.end_s)
         _ = self.joins.peak  # computed from the join records: part of the simulation's time
+        timeseries = self.metrics.timeseries()
         wall = time.perf_counter() - start
-        return RunResult(self.summary(wall), self.metrics.timeseries())
+        return RunResult(self.summary(wall), timeseries)
 
     def summary(self, wall_s: float) -> dict[str, Any]:
         m = self.metrics
@@ -165,8 +167,7 @@ class Engine:
             "joined": m.total("joining"),
             "abandoned": m.total("abandoned"),
             "rejected": m.rejected(),
-            "join_latency_p50_s": m.latency_quantile(0.5),
-            "join_latency_p99_s": m.latency_quantile(0.99),
+            **m.latency_quantiles(),
             "peak_concurrent": peak,
             "peak_time_s": peak_t,
             "expected_arrivals": self.surge.expected,
@@ -198,6 +199,7 @@ def _warm_up(cfg: Config) -> None:
     fleet.snapshot(1.0)
     _ = joins.peak
     SurgeSource(cfg.scenario, rngs["arrivals"]).batch(1.0)
+    segment_quantiles(np.zeros(1), np.ones(1, dtype=np.int64), np.array([0.5]))
 
 
 def simulate(cfg: Config, on_progress: Callable[[float], None] | None = None) -> RunResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.kernels import pipeline
+from sim.kernels.stats import segment_quantiles
 
 COUNTERS = {
     "arrivals": pipeline.C_ARRIVALS,
@@ -33,9 +34,10 @@ class Metrics:
         self.t_s: list[float] = []
         self.rows: list[np.ndarray] = []
         self.state: dict[str, list[int]] = {k: [] for k in STATE}
-        self.quantiles: dict[str, list[float]] = {k: [] for k in QUANTILES}
         self.latencies: list[np.ndarray] = []
+        self.latency_counts: list[int] = []  # join latencies recorded in each tick
         self.totals = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
+        self._all: np.ndarray | None = None  # every latency, once the run is over
 
     def record(
         self, t_end: float, counts: np.ndarray, latency: np.ndarray, state: dict[str, int]
@@ -45,9 +47,7 @@ class Metrics:
         self.totals += counts
         for k in STATE:
             self.state[k].append(state[k])
-        qs = np.quantile(latency, _QS) if latency.size else np.full(len(QUANTILES), np.nan)
-        for k, v in zip(QUANTILES, qs, strict=True):
-            self.quantiles[k].append(float(v))
+        self.latency_counts.append(latency.size)
         if latency.size:
             self.latencies.append(latency)
 
@@ -60,8 +60,7 @@ class Metrics:
         self.totals += counts.sum(axis=0)
         for k in STATE:
             self.state[k].extend(np.asarray(state[k]).tolist())
-        for k in QUANTILES:
-            self.quantiles[k].extend([np.nan] * t_end.size)
+        self.latency_counts.extend([0] * t_end.size)
 
     def total(self, name: str) -> int:
         return int(self.totals[COUNTERS[name]])
@@ -69,10 +68,17 @@ class Metrics:
     def rejected(self) -> dict[str, int]:
         return {r: int(self.totals[pipeline.C_REJECT + i]) for i, r in enumerate(pipeline.REASONS)}
 
-    def latency_quantile(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        return float(np.quantile(np.concatenate(self.latencies), q))
+    def all_latencies(self) -> np.ndarray:
+        """Every join latency of the run, tick by tick (concatenated once)."""
+        if self._all is None or self._all.size != sum(a.size for a in self.latencies):
+            self._all = np.concatenate([np.empty(0), *self.latencies])
+        return self._all
+
+    def latency_quantiles(self) -> dict[str, float]:
+        """The run's join-latency quantiles (NaN when nobody joined)."""
+        every = self.all_latencies()
+        qs = np.quantile(every, _QS) if every.size else np.full(_QS.size, np.nan)
+        return {k: float(v) for k, v in zip(QUANTILES, qs, strict=True)}
 
     def timeseries(self) -> dict[str, np.ndarray]:
         """The per-tick columns as arrays (``t_s`` is each tick's end)."""
@@ -80,5 +86,8 @@ class Metrics:
         out: dict[str, np.ndarray] = {"t_s": np.array(self.t_s, dtype=np.float64)}
         out |= {k: rows[:, i] for k, i in COUNTERS.items()}
         out |= {k: np.array(v, dtype=np.int64) for k, v in self.state.items()}
-        out |= {k: np.array(v, dtype=np.float64) for k, v in self.quantiles.items()}
+        per_tick = segment_quantiles(
+            self.all_latencies(), np.array(self.latency_counts, dtype=np.int64), _QS
+        )
+        out |= {k: per_tick[:, j] for j, k in enumerate(QUANTILES)}
         return out
