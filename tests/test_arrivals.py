@@ -14,6 +14,7 @@ from sim.kernels.arrivals import (
     NHPPStream,
     Profile,
     iter_parallel,
+    iter_thinning,
     sample_parallel,
     sample_thinning,
 )
@@ -239,6 +240,14 @@ def test_thinning_matches_twin_and_statistics() -> None:
     np.testing.assert_allclose(c, d, rtol=1e-12)
     q = mixed_profile(BIG)
     check_nhpp(sample_thinning(q, None, None, None, np.random.default_rng(13)), q)
+
+
+@pytest.mark.parametrize("max_chunk", [1, 7, 1000])
+def test_thinning_chunks_are_bounded_and_change_nothing(max_chunk: int) -> None:
+    whole = sample_thinning(wave, 9.0, 0.0, 50.0, np.random.default_rng(21))
+    chunks = list(iter_thinning(wave, 9.0, 0.0, 50.0, np.random.default_rng(21), max_chunk))
+    assert all(0 < c.size <= max_chunk for c in chunks)
+    assert np.array_equal(np.concatenate(chunks), whole)
 
 
 def test_thinning_rejects_a_violated_bound() -> None:

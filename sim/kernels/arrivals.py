@@ -51,7 +51,14 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["NHPPStream", "Profile", "iter_parallel", "sample_parallel", "sample_thinning"]
+__all__ = [
+    "NHPPStream",
+    "Profile",
+    "iter_parallel",
+    "iter_thinning",
+    "sample_parallel",
+    "sample_thinning",
+]
 F64 = NDArray[np.float64]
 LINEAR, EXP = 0, 1
 _SHAPES = {"linear": LINEAR, "exp": EXP}
@@ -342,23 +349,30 @@ def _fill_windows(
 @njit(cache=True)
 def _thin(
     rate_fn: Callable[..., float], args: tuple[object, ...], lam_max: float, t0: float,
-    t1: float, rng: np.random.Generator,
-) -> tuple[F64, float, float]:  # fmt: skip
-    """Lewis-Shedler; returns (arrivals, t, rate) with t = nan unless rate(t) broke the bound."""
-    out = np.empty(64)
+    t1: float, rng: np.random.Generator, max_chunk: int,
+) -> tuple[F64, float, float, float]:  # fmt: skip
+    """Lewis-Shedler from t0; returns (arrivals, resume, t, rate).
+
+    Stops after max_chunk arrivals (resume = the last one, where the next call goes on with the
+    same rng: the points are the same as in one call) or at t1 (resume = t1). t = nan unless
+    rate(t) broke the bound.
+    """
+    out = np.empty(min(64, max_chunk))
     n, tt = 0, t0
     while True:
         tt += rng.standard_exponential() / lam_max
         if tt >= t1:
-            return out[:n], np.nan, np.nan
+            return out[:n], t1, np.nan, np.nan
         lam = rate_fn(tt, *args)
         if not 0.0 <= lam <= lam_max:
-            return out[:n], tt, lam
+            return out[:n], tt, tt, lam
         if rng.random() * lam_max < lam:
             if n == out.size:
-                out = np.concatenate((out, np.empty(n)))
+                out = np.concatenate((out, np.empty(min(n, max_chunk - n))))
             out[n] = tt
             n += 1
+            if n == max_chunk:
+                return out, tt, np.nan, np.nan
 
 
 # ---------------------------------------------------------------- public API
@@ -589,18 +603,20 @@ def sample_parallel(
     return next(iter_parallel(profile, seed, window_s, 1 << 62, n_threads))
 
 
-def sample_thinning(
+def iter_thinning(
     rate_fn: Callable[[float], float] | Profile,
     lam_max: float | None,
     t0: float | None,
     t1: float | None,
     rng: np.random.Generator,
-) -> F64:
-    """Lewis-Shedler thinning of a bounded intensity on [t0, t1).
+    max_chunk: int = 1 << 20,
+) -> Iterator[F64]:
+    """Lewis-Shedler thinning of a bounded intensity on [t0, t1), in sorted chunks.
 
     rate_fn: an `@numba.njit` function t -> rate, or a Profile (then None for lam_max, t0,
-    t1 means max(rate), start_s, end_s). Raises ValueError at a point where the rate is
-    outside [0, lam_max].
+    t1 means max(rate), start_s, end_s). Chunks hold at most max_chunk arrivals; their
+    concatenation does not depend on max_chunk. Raises ValueError at a point where the rate
+    is outside [0, lam_max].
     """
     args: tuple[object, ...] = ()
     fn: Callable[..., float]
@@ -619,7 +635,26 @@ def sample_thinning(
         raise ValueError(f"lam_max={lam_max}: must be finite and > 0")
     if not (math.isfinite(t0) and math.isfinite(t1) and t0 <= t1):
         raise ValueError(f"[t0, t1)=[{t0}, {t1}): must be finite with t0 <= t1")
-    out, t_bad, lam_bad = _thin(fn, args, float(lam_max), float(t0), float(t1), rng)
-    if not math.isnan(t_bad):
-        raise ValueError(f"rate_fn({t_bad})={lam_bad}: outside the allowed [0, {lam_max}]")
-    return out
+    if max_chunk < 1:
+        raise ValueError(f"max_chunk={max_chunk}: must be >= 1")
+    at = float(t0)
+    while at < t1:
+        out, at, t_bad, lam_bad = _thin(
+            fn, args, float(lam_max), at, float(t1), rng, int(max_chunk)
+        )
+        if not math.isnan(t_bad):
+            raise ValueError(f"rate_fn({t_bad})={lam_bad}: outside the allowed [0, {lam_max}]")
+        if out.size:
+            yield out
+
+
+def sample_thinning(
+    rate_fn: Callable[[float], float] | Profile,
+    lam_max: float | None,
+    t0: float | None,
+    t1: float | None,
+    rng: np.random.Generator,
+) -> F64:
+    """All arrivals of ``iter_thinning`` in one sorted array (see there)."""
+    chunks = list(iter_thinning(rate_fn, lam_max, t0, t1, rng))
+    return np.concatenate([np.empty(0), *chunks])
