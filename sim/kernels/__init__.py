@@ -7,8 +7,8 @@ project (numpy and numba only), so the engine, the validation command and the te
 numba's cache checks only the source file of the function it compiled, not the kernels it calls
 from other modules: after an edit of ``heap.py`` a cached ``pipeline.step`` would still run the old
 heap code. So the cache lives in a directory named after a hash of every kernel source file
-(under ``$NUMBA_CACHE_DIR`` when that is set, else ``sim/kernels/__nbcache__``): any edit starts a
-fresh cache.
+(under ``$NUMBA_CACHE_DIR`` when that is set, else ``sim/kernels/__nbcache__``, or
+``~/.cache/spacesim/numba`` when the package is not writable): any edit starts a fresh cache.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ def _cache_dir() -> str:
     for source in sorted(here.glob("*.py")):
         digest.update(source.name.encode())
         digest.update(source.read_bytes())
-    base = os.environ.get("NUMBA_CACHE_DIR") or str(here / "__nbcache__")
+    base = os.environ.get("NUMBA_CACHE_DIR") or (
+        str(here / "__nbcache__")
+        if os.access(here, os.W_OK)
+        else os.path.join(os.path.expanduser("~"), ".cache", "spacesim", "numba")
+    )
     return os.path.join(base, digest.hexdigest()[:16])
 
 
