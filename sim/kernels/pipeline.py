@@ -47,11 +47,10 @@ N_COUNTERS = C_REJECT + len(REASONS)
 # integer state: sizes of the global heaps and the listener count
 S_RETRY_N = 0  # retries pending
 S_JOIN_N = 1  # joins pending (attempts in service that will join)
-S_DEP_N = 2  # departures pending (= listeners connected)
-S_CONCURRENT = 3  # listeners connected
-S_RECORDED = 4  # join records written by ``step``
-S_BIN = 5  # the first departure bin not yet counted
-N_ISTATE = 6
+S_CONCURRENT = 2  # listeners connected (each with a departure pending)
+S_RECORDED = 3  # join records written by ``step``
+S_BIN = 4  # the first departure bin not yet counted
+N_ISTATE = 5
 
 
 @njit(cache=True)
@@ -195,7 +194,6 @@ def advance(
     istate[S_BIN] = max(first, last)
     istate[S_JOIN_N] -= joined
     istate[S_CONCURRENT] += joined - left
-    istate[S_DEP_N] = istate[S_CONCURRENT]
     counts[C_JOINED] += joined
     counts[C_LEFT] += left
 

@@ -121,10 +121,8 @@ class JoinPipeline:
 
     def finish_departures(self, counts: np.ndarray) -> None:
         """Count every pending departure as done (the tail computed by the engine)."""
-        n = int(self.istate[pipeline.S_DEP_N])
-        counts[pipeline.C_LEFT] += n
-        self.istate[pipeline.S_DEP_N] = 0
-        self.istate[pipeline.S_CONCURRENT] -= n
+        counts[pipeline.C_LEFT] += int(self.istate[pipeline.S_CONCURRENT])
+        self.istate[pipeline.S_CONCURRENT] = 0
         self.istate[pipeline.S_BIN] = self.bins.shape[0]
 
     @property
@@ -132,5 +130,7 @@ class JoinPipeline:
         """No retry pending, no join pending and nobody connected."""
         s = self.istate
         return bool(
-            s[pipeline.S_RETRY_N] == 0 and s[pipeline.S_JOIN_N] == 0 and s[pipeline.S_DEP_N] == 0
+            s[pipeline.S_RETRY_N] == 0
+            and s[pipeline.S_JOIN_N] == 0
+            and s[pipeline.S_CONCURRENT] == 0
         )
