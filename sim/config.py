@@ -20,9 +20,10 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from sim.kernels.profile import SHAPE_NAMES
 from sim.policies import ADMISSION, PLACEMENT, RETRY, AdmissionConfig, ClientConfig, Problem
 
-SHAPES = ("linear", "exp")
+SHAPES = SHAPE_NAMES
 
 
 @dataclass

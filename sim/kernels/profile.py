@@ -19,10 +19,11 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["EXP", "LINEAR", "Profile"]
+__all__ = ["EXP", "LINEAR", "SHAPE_NAMES", "Profile"]
 F64 = NDArray[np.float64]
 LINEAR, EXP = 0, 1
 _SHAPES = {"linear": LINEAR, "exp": EXP}
+SHAPE_NAMES = tuple(_SHAPES)  # the segment shapes a profile accepts, by name
 
 
 # ---------------------------------------------------------------- per-segment closed forms

@@ -13,19 +13,18 @@ import numpy as np
 from sim.config import ScenarioConfig
 from sim.kernels.arrivals import NHPPStream, Profile
 
-SHAPE_CODES = {"linear": 0, "exp": 1}
 _NONE = np.empty(0, dtype=np.float64)
 
 
 def profile_of(cfg: ScenarioConfig) -> Profile:
     """The scenario's intensity profile, scaled so that Λ(end) is ``expected_arrivals`` if set."""
     pts = cfg.profile
-    return Profile(
-        t=np.array([p.t_s for p in pts], dtype=np.float64),
-        rate=np.array([p.rate_per_s for p in pts], dtype=np.float64) * cfg.scale(),
-        shape=np.array([SHAPE_CODES[p.shape] for p in pts[:-1]], dtype=np.int64),
-        tau=np.array([p.tau_s or 0.0 for p in pts[:-1]], dtype=np.float64),
+    shape = Profile.from_points(
+        [(p.t_s, p.rate_per_s) for p in pts],
+        [p.shape for p in pts[:-1]],
+        [p.tau_s or 0.0 for p in pts[:-1]],
     )
+    return shape.scaled(cfg.scale())
 
 
 class SurgeSource:
