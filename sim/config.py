@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from sim.kernels.profile import SHAPE_NAMES
+from sim.kernels.profile import SHAPE_NAMES, Profile
 from sim.policies import ADMISSION, PLACEMENT, RETRY, AdmissionConfig, ClientConfig, Problem
 
 SHAPES = SHAPE_NAMES
@@ -68,23 +68,19 @@ class ScenarioConfig:
         if not self.session_mean_s > 0:
             yield "session_mean_s", self.session_mean_s, "a number > 0 (seconds)"
 
-    def unscaled_total(self) -> float:
-        """Λ at the last point for the profile as written (before scaling)."""
-        total = 0.0
-        for a, b in zip(self.profile, self.profile[1:], strict=False):
-            dt = b.t_s - a.t_s
-            if a.shape == "exp" and a.tau_s:
-                decay = 1.0 - math.exp(-dt / a.tau_s)
-                total += b.rate_per_s * dt + (a.rate_per_s - b.rate_per_s) * a.tau_s * decay
-            else:
-                total += 0.5 * (a.rate_per_s + b.rate_per_s) * dt
-        return total
+    def shape(self) -> Profile:
+        """The profile as written, before scaling (its points must be valid)."""
+        return Profile.from_points(
+            [(p.t_s, p.rate_per_s) for p in self.profile],
+            [p.shape for p in self.profile[:-1]],
+            [p.tau_s or 0.0 for p in self.profile[:-1]],
+        )
 
     def scale(self) -> float:
         """The factor ``s`` applied to the rates (1 when ``expected_arrivals`` is unset)."""
-        if self.expected_arrivals is None:
-            return 1.0
-        total = self.unscaled_total()
+        if self.expected_arrivals is None or any(True for _ in self.problems()):
+            return 1.0  # a profile with problems is refused by ``check``, which names them
+        total = self.shape().total()
         if not total > 0:
             raise ValueError("scenario.profile has no arrivals to scale to expected_arrivals")
         return self.expected_arrivals / total

@@ -18,13 +18,7 @@ _NONE = np.empty(0, dtype=np.float64)
 
 def profile_of(cfg: ScenarioConfig) -> Profile:
     """The scenario's intensity profile, scaled so that Λ(end) is ``expected_arrivals`` if set."""
-    pts = cfg.profile
-    shape = Profile.from_points(
-        [(p.t_s, p.rate_per_s) for p in pts],
-        [p.shape for p in pts[:-1]],
-        [p.tau_s or 0.0 for p in pts[:-1]],
-    )
-    return shape.scaled(cfg.scale())
+    return cfg.shape().scaled(cfg.scale())
 
 
 class SurgeSource:
