@@ -27,7 +27,7 @@ import simpy
 
 from sim.config import Config
 from sim.kernels import pipeline
-from sim.kernels.stats import segment_quantiles
+from sim.kernels.stats import counts_up_to, segment_quantiles
 from sim.model.fleet import EdgeFleet
 from sim.model.joins import JoinPipeline
 from sim.model.metrics import Metrics
@@ -117,25 +117,23 @@ class Engine:
 
     def _tail(self, k: int, dt: float) -> None:
         """Record ticks ``k+1 ..`` until the last departure, in one step (see module docstring)."""
-        departures = np.sort(self.joins.pending_departures())
+        departures = self.joins.pending_departures()
         exits, releases = self.fleet.pending()
-        exits.sort()
-        releases.sort()
-        t_last = max((a[-1] for a in (departures, exits, releases) if a.size), default=0.0)
+        t_last = max((a.max() for a in (departures, exits, releases) if a.size), default=0.0)
         last = max(k, int(np.floor(t_last / dt)) + 1)
         if t_last >= self.cfg.engine.max_sim_s:
             last = max(k, int(np.ceil(self.cfg.engine.max_sim_s / dt)))
             self.failure = f"engine.max_sim_s = {self.cfg.engine.max_sim_s} s reached"
         t_end = np.arange(k + 1, last + 1, dtype=np.float64) * dt
         # an event at exactly a tick's end belongs to the next tick (events < t_end are counted)
-        gone = np.searchsorted(departures, t_end, side="left")
+        gone = counts_up_to(departures, t_end)
         counts = np.zeros((t_end.size, pipeline.N_COUNTERS), dtype=np.int64)
         counts[:, pipeline.C_LEFT] = np.diff(gone, prepend=0)
         concurrent = self.joins.concurrent - gone
         state = {
             "concurrent": concurrent,
-            "waiting": exits.size - np.searchsorted(exits, t_end, side="right"),
-            "connections": releases.size - np.searchsorted(releases, t_end, side="right"),
+            "waiting": exits.size - counts_up_to(exits, t_end, inclusive=True),
+            "connections": releases.size - counts_up_to(releases, t_end, inclusive=True),
             "nodes_up": np.full(t_end.size, self.fleet.nodes_up),
             "retries_pending": np.zeros(t_end.size, dtype=np.int64),
         }
@@ -200,6 +198,7 @@ def _warm_up(cfg: Config) -> None:
     _ = joins.peak
     SurgeSource(cfg.scenario, rngs["arrivals"]).batch(1.0)
     segment_quantiles(np.zeros(1), np.ones(1, dtype=np.int64), np.array([0.5]))
+    counts_up_to(np.zeros(1), np.ones(2))
 
 
 def simulate(cfg: Config, on_progress: Callable[[float], None] | None = None) -> RunResult:

@@ -8,13 +8,16 @@ the fleet snapshot at each tick end and the concurrency peak must agree exactly.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 
 from sim.config import PlatformConfig
-from sim.kernels import pipeline
+from sim.kernels import calendar, pipeline
+from sim.model import fleet as fleet_module
 from sim.model import joins
 from sim.model.fleet import EdgeFleet
 from sim.model.joins import JoinPipeline
@@ -31,6 +34,7 @@ from sim.policies import (
 )
 from sim.streams import streams
 from tests.twins import pipeline as twin
+from tests.twins import policies as twin_policies
 
 # A steady trickle of listeners and a burst in the middle that the bucket cannot absorb. The fleet
 # has a waiting room of 30 (not 5): with 2 workers of mean 1/6 s, a wait beyond the 2 s timeout
@@ -273,21 +277,37 @@ def test_results_do_not_depend_on_the_tick_length() -> None:
     assert_same(fine, run_twin(BASE, arrivals, fine.tick_ends), snapshots=False)
 
 
-# --------------------------------------------------------------------------- heap growth
+# --------------------------------------------------------------------------- buffer growth
 
 
-def test_join_pipeline_grows_its_heaps_from_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("slots", [None, 3])
+def test_join_pipeline_grows_its_buffers_from_one_entry(
+    monkeypatch: pytest.MonkeyPatch, slots: int | None
+) -> None:
+    """1-entry join records, bins and latencies, 1-block calendars (and with ``slots=3`` rings
+    of 3 buckets, so that most releases and retries wait beyond the ring): same results."""
     monkeypatch.setattr(joins, "_INITIAL", 1)
+    monkeypatch.setattr(calendar, "new", functools.partial(calendar.new, blocks=1))
+    if slots is not None:
+        monkeypatch.setattr(joins, "RETRY_SLOTS", slots)
+        monkeypatch.setattr(fleet_module, "RELEASE_SLOTS", slots)
     case = CASES["no_admission"]
     arrivals = surge(case.seed)
     kern = run_kernel(case, arrivals, 10.0)
     p = kern.pipe
-    assert min(a.shape[0] for a in (p.rh, p.jr, p.bins, p.latency)) > 1
+    assert min(a.shape[0] for a in (p.jr, p.bins, p.latency)) > 1
+    assert p.ret.ring.shape[0] == joins.RETRY_SLOTS
+    assert p.fleet.rel.ring.shape[0] == fleet_module.RELEASE_SLOTS
+    far_rows = calendar.new(2, 1.0).far.shape[0]
+    for c in (p.ret, p.fleet.rel):
+        assert c.pool.shape[0] > calendar.BLOCK  # it started with one block
+        if slots is not None:  # most records waited beyond the ring, in the far heap
+            assert c.far.shape[0] > far_rows
     assert_same(kern, run_twin(case, arrivals, kern.tick_ends))
 
 
-def test_step_called_directly_grows_one_entry_heaps() -> None:
-    """``pipeline.step``/``advance`` with 1-entry heaps and buffers, fleet arrays built here."""
+def test_step_called_directly_grows_one_entry_buffers() -> None:
+    """``pipeline.step``/``advance`` with 1-entry buffers and 1-block calendars built here."""
     case = BASE
     s = twin_setup(case)
     arrivals = surge(case.seed)
@@ -297,14 +317,16 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
     free = np.zeros((p.nodes, p.join_workers))
     wroom = np.zeros((p.nodes, p.join_queue_cap))
     wn = np.zeros(p.nodes, dtype=np.int64)
-    conn = np.zeros((p.nodes, p.connections_per_node))
     cn = np.zeros(p.nodes, dtype=np.int64)
-    rh, jr, bins = np.zeros((1, 3)), np.zeros((1, 2)), np.zeros((1, 2), dtype=np.int64)
+    rel = calendar.new(2, fleet_module.RELEASE_BUCKET_S, slots=fleet_module.RELEASE_SLOTS, blocks=1)
+    ret = calendar.new(3, joins.RETRY_BUCKET_S, slots=joins.RETRY_SLOTS, blocks=1)
+    assert rel.pool.shape[0] == ret.pool.shape[0] == calendar.BLOCK
+    jr, bins = np.zeros((1, 2)), np.zeros((1, 2), dtype=np.int64)
     latency = np.zeros(1)
     istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
     adm_state = np.array([s.admission_params[1], 0.0])
     counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
-    rh, jr, bins, latency, n = pipeline.step(
+    rel, ret, jr, bins, latency, n = pipeline.step(
         horizon,
         arrivals,
         s.admission,
@@ -316,12 +338,13 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
         s.join_service_mean_s,
         s.join_timeout_s,
         s.session_mean_s,
+        p.connections_per_node,
         free,
         wroom,
         wn,
-        conn,
         cn,
-        rh,
+        rel,
+        ret,
         jr,
         bins,
         horizon,
@@ -336,7 +359,9 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
     # before ``advance`` every join of the run is recorded and pending; one bin spans the run
     assert istate[pipeline.S_JOIN_N] == n == counts[pipeline.C_JOINING] > 16
     assert istate[pipeline.S_RECORDED] == n
-    assert min(a.shape[0] for a in (rh, jr, latency)) > 1
+    assert min(a.shape[0] for a in (jr, latency)) > 1
+    # both calendars needed more than their one block
+    assert rel.pool.shape[0] > calendar.BLOCK and ret.pool.shape[0] > calendar.BLOCK
     pipeline.advance(horizon, horizon, bins, istate, counts)
     assert istate[pipeline.S_JOIN_N] == 0
     ref = run_twin(case, arrivals, [horizon])
@@ -344,7 +369,10 @@ def test_step_called_directly_grows_one_entry_heaps() -> None:
     assert latency[:n].tolist() == ref.latencies[0]
     assert pipeline.peak(jr[:n], bins, horizon) == (ref.peak, ref.peak_t)
     assert istate[pipeline.S_CONCURRENT] == 0
-    assert pipeline.fleet_snapshot(horizon, wroom, wn, conn, cn) == (0, 0)
+    assert istate[pipeline.S_RETRY_N] == calendar.size(ret) == ref.pending_retries == 0
+    rel, waiting, held = pipeline.fleet_snapshot(horizon, wroom, wn, cn, rel)
+    assert (waiting, held) == (0, 0) == ref.snapshot(horizon)
+    assert calendar.size(rel) == 0 and cn.tolist() == [0] * p.nodes
 
 
 # --------------------------------------------------------------------------- fleet snapshot
@@ -368,6 +396,60 @@ def test_fleet_snapshot_counts_waiting_attempts_and_connections() -> None:
     t = kern.tick_ends[-1]
     assert fleet.snapshot(t) == fleet.snapshot(t) == ref.snapshot(t)
     assert fleet.snapshot(1e9) == (0, 0)
+
+
+@pytest.mark.parametrize("most", [30, 2])
+@pytest.mark.parametrize("slots", [fleet_module.RELEASE_SLOTS, 3])
+def test_release_calendar_hands_back_connections_exactly(slots: int, most: int) -> None:
+    """``pipeline.release(rel, cn, t)`` leaves node ``i`` holding its releases ``> t``.
+
+    Connections are taken as the clock moves (the kernel's way: a release is pushed at a time
+    before it), fewer than ``most`` per probe time (2: a sparse calendar, often with nothing
+    due for a while); some are released exactly at a later probe time (handed back at it), some
+    just after one (still held at it), some far beyond the ring of ``slots`` one-second buckets.
+    """
+    rng = np.random.default_rng(40 + slots + most)
+    n = 4
+    probes = np.unique(np.concatenate([rng.uniform(0.0, 60.0, 80), np.arange(0.0, 60.0, 2.5)]))
+    rel = calendar.new(2, fleet_module.RELEASE_BUCKET_S, slots=slots, blocks=1)
+    cn = np.zeros(n, dtype=np.int64)
+    lists: list[list[float]] = [[] for _ in range(n)]
+    at_t = just_after = 0
+    for k, t in enumerate(probes.tolist()):
+        after = math.nextafter(t, math.inf)
+        at_t += sum(r == t for releases in lists for r in releases)
+        just_after += sum(r == after for releases in lists for r in releases)
+        rel = pipeline.release(rel, cn, t)
+        want = [twin_policies.held(releases, t) for releases in lists]
+        assert cn.tolist() == want, t
+        assert calendar.size(rel) == sum(want)
+        # again at the same time: nothing more to hand back
+        rel = pipeline.release(rel, cn, t)
+        assert cn.tolist() == want, t
+        for _ in range(int(rng.integers(0, most))):
+            node = int(rng.integers(0, n))
+            later = float(probes[rng.integers(k + 1, probes.size)]) if k + 1 < probes.size else t
+            kind = int(rng.integers(0, 4))
+            if kind == 0 and later > t:
+                x = later
+            elif kind == 1:
+                x = math.nextafter(later, math.inf)
+            elif kind == 2:
+                x = t + float(rng.exponential(2.0))
+            else:
+                x = t + float(rng.uniform(0.0, 100.0))
+            rel = calendar.push(rel, x, float(node), 0.0)
+            lists[node].append(x)
+            cn[node] += 1
+    assert at_t > 5 and just_after > 5  # both edges were probed
+    # the snapshot counts what is held; long after the last release nothing is
+    t = float(probes[-1]) + 50.0
+    no_room = np.zeros((n, 1))
+    rel, waiting, held = pipeline.fleet_snapshot(t, no_room, np.zeros(n, dtype=np.int64), cn, rel)
+    assert (waiting, held) == (0, sum(twin_policies.held(r, t) for r in lists)) and held > 0
+    assert cn.tolist() == [twin_policies.held(r, t) for r in lists]
+    rel = pipeline.release(rel, cn, 1e9)
+    assert cn.tolist() == [0] * n and calendar.size(rel) == 0
 
 
 # --------------------------------------------------------------------------- tiny hand-worked cases

@@ -193,81 +193,83 @@ def test_retry_abandons_after_max_attempts() -> None:
 # --------------------------------------------------------------------------- placement
 
 
-def random_fleet(
-    rng: np.random.Generator, n: int, cap: int, horizon: float
-) -> tuple[np.ndarray, np.ndarray, list[list[float]]]:
-    """Connection-release heaps (sorted rows are valid min-heaps) and the same as lists."""
-    conn = np.zeros((n, cap))
-    cn = np.zeros(n, dtype=np.int64)
+def random_fleet(rng: np.random.Generator, n: int, cap: int, horizon: float) -> list[list[float]]:
+    """Each node's connection-release times (the twin's lists), some of them on the dot."""
     lists: list[list[float]] = []
-    for i in range(n):
+    for _ in range(n):
         m = int(rng.integers(0, cap + 1))
-        releases = np.sort(rng.uniform(0.0, horizon, m))
+        releases = rng.uniform(0.0, horizon, m)
         releases[: m // 5] = np.round(releases[: m // 5], 1)  # some releases on the dot
-        releases.sort()
-        conn[i, :m] = releases
-        cn[i] = m
         lists.append(releases.tolist())
-    return conn, cn, lists
+    return lists
+
+
+def counts_at(lists: list[list[float]], t: float) -> np.ndarray:
+    """The kernel's ``cn`` at ``t``: the connections each node still holds (releases ``> t``)."""
+    return np.array([twin.held(releases, t) for releases in lists], dtype=np.int64)
 
 
 @pytest.mark.parametrize("kind", [placement.RANDOM, placement.POWER_OF_TWO, placement.LEAST_LOADED])
 @pytest.mark.parametrize("n", [1, 2, 5])
 def test_choose_matches_the_twin(kind: int, n: int) -> None:
     rng_fleet = np.random.default_rng(10 * n + kind)
-    conn, cn, lists = random_fleet(rng_fleet, n, 30, 10.0)
+    lists = random_fleet(rng_fleet, n, 30, 10.0)
     ts = np.sort(np.concatenate([rng_fleet.uniform(0.0, 11.0, 2000), np.arange(0.0, 11.0, 0.1)]))
     rng = np.random.default_rng(1234)
     rng_twin = copy.deepcopy(rng)
-    for t in ts:
-        got = placement.choose(kind, conn, cn, float(t), rng)
-        want = twin.choose(kind, lists, float(t), rng_twin)
+    loads = set()
+    for t in ts.tolist():
+        cn = counts_at(lists, t)
+        loads.add(tuple(cn.tolist()))
+        got = placement.choose(kind, cn, rng)
+        want = twin.choose(kind, lists, t, rng_twin)
         assert got == want, t
         assert same_state(rng, rng_twin)
-    # the kernel dropped the releases due; what is left is what the twin counts
-    t_last = float(ts[-1])
-    for i in range(n):
-        assert placement.held(conn, cn, i, t_last) == twin.held(lists[i], t_last)
+        assert cn.tolist() == counts_at(lists, t).tolist()  # choose only reads the counts
+    # the loads changed over time, down to an empty fleet
+    assert len(loads) > n and (0,) * n in loads
 
 
 def test_placement_rules_by_hand() -> None:
-    releases = [[5.0, 6.0, 7.0], [5.0], [4.0, 9.0], [3.0]]  # held at t = 2: 3, 1, 2, 1
-    conn = np.zeros((4, 3))
-    cn = np.array([len(r) for r in releases], dtype=np.int64)
-    for i, r in enumerate(releases):
-        conn[i, : len(r)] = r
+    releases = [[5.0, 6.0, 7.0], [5.0], [4.0, 9.0], [3.0]]
     rng = np.random.default_rng(0)
     # least loaded: the lowest index among the least loaded; no draws
     state = copy.deepcopy(rng.bit_generator.state)
-    assert placement.choose(placement.LEAST_LOADED, conn, cn, 2.0, rng) == 1
-    assert placement.choose(placement.LEAST_LOADED, conn, cn, 5.0, rng) == 1  # 5.0 released
-    assert placement.choose(placement.LEAST_LOADED, conn, cn, 7.0, rng) == 0  # all 0 but node 2
+    for t, loads, node in [
+        (2.0, [3, 1, 2, 1], 1),
+        (5.0, [2, 0, 1, 0], 1),  # the releases at 5.0 are done
+        (7.0, [0, 0, 1, 0], 0),  # all 0 but node 2
+        (9.0, [0, 0, 0, 0], 0),
+    ]:
+        cn = counts_at(releases, t)
+        assert cn.tolist() == loads
+        assert placement.choose(placement.LEAST_LOADED, cn, rng) == node
+        assert twin.choose(twin.LEAST_LOADED, releases, t, rng) == node
+    assert placement.choose(placement.LEAST_LOADED, np.array([4, 2, 3, 2, 9]), rng) == 1
+    assert placement.choose(placement.LEAST_LOADED, np.array([0, 0, 5]), rng) == 0
+    assert placement.choose(placement.LEAST_LOADED, np.array([5, 5, 4]), rng) == 2
     assert rng.bit_generator.state == state
-    # a release at exactly t is done
-    assert placement.held(conn, cn, 2, 9.0) == 0
     # power of two: two distinct nodes, the less loaded, the first drawn on a tie
-    releases = [[9.0] * 3, [9.0], [9.0] * 2, [9.0]]  # held at t < 9: 3, 1, 2, 1
-    conn = np.zeros((4, 3))
-    cn = np.array([len(r) for r in releases], dtype=np.int64)
-    for i, r in enumerate(releases):
-        conn[i, : len(r)] = r
     loads = [3, 1, 2, 1]
+    cn = np.array(loads, dtype=np.int64)
     seen = set()
     for seed in range(200):
         peek = np.random.default_rng(seed)
         i = int(peek.integers(0, 4))
         j = int(peek.integers(0, 3))
         j += j >= i
-        got = placement.choose(placement.POWER_OF_TWO, conn, cn, 1.0, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        got = placement.choose(placement.POWER_OF_TWO, cn, rng)
         assert got == (i if loads[i] <= loads[j] else j)
+        assert same_state(rng, peek)  # exactly those two draws
         seen.add((i, j))
     assert all(i != j for i, j in seen) and len(seen) == 12  # every ordered pair occurs
+    assert cn.tolist() == loads
 
 
 def test_random_placement_is_uniform() -> None:
-    conn = np.zeros((4, 1))
-    cn = np.zeros(4, dtype=np.int64)
+    cn = np.array([0, 7, 2, 0], dtype=np.int64)  # the loads do not matter
     rng = np.random.default_rng(8)
-    picks = [placement.choose(placement.RANDOM, conn, cn, 0.0, rng) for _ in range(4000)]
+    picks = [placement.choose(placement.RANDOM, cn, rng) for _ in range(4000)]
     counts = np.bincount(picks, minlength=4)
     assert counts.sum() == 4000 and np.all(np.abs(counts - 1000) < 5 * np.sqrt(1000 * 0.75))

@@ -18,13 +18,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sim.kernels import hot
+
 NONE = 0
 TOKEN_BUCKET = 1
 
 REJECT_BUCKET = 0
 
 
-@njit(cache=True)
+@hot
 def admit(kind: int, params: np.ndarray, state: np.ndarray, t: float) -> int:
     """Decide one attempt at time ``t``; ``-1`` admits, otherwise a rejection reason code."""
     if kind == TOKEN_BUCKET:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sim.kernels import hot
 
-@njit(cache=True, inline="always")
+
+@hot
 def push(h: np.ndarray, n: int, x: float) -> int:
     """Insert ``x``; return the new size (the caller guarantees ``n < len(h)``)."""
     i = n
@@ -32,7 +34,7 @@ def push(h: np.ndarray, n: int, x: float) -> int:
     return n + 1
 
 
-@njit(cache=True, inline="always")
+@hot
 def _sift_down(h: np.ndarray, n: int, x: float) -> None:
     i = 0
     while True:
@@ -51,7 +53,7 @@ def _sift_down(h: np.ndarray, n: int, x: float) -> None:
     h[i] = x
 
 
-@njit(cache=True, inline="always")
+@hot
 def pop(h: np.ndarray, n: int) -> int:
     """Remove the smallest entry (read it from ``h[0]`` first); return the new size."""
     n -= 1
@@ -60,13 +62,13 @@ def pop(h: np.ndarray, n: int) -> int:
     return n
 
 
-@njit(cache=True, inline="always")
+@hot
 def replace_top(h: np.ndarray, n: int, x: float) -> None:
     """Replace the smallest entry by ``x`` (a pop and a push in one sift)."""
     _sift_down(h, n, x)
 
 
-@njit(cache=True, inline="always")
+@hot
 def drain(h: np.ndarray, n: int, t: float) -> int:
     """Remove every entry ``<= t``; return the new size."""
     while n > 0 and h[0] <= t:
@@ -74,7 +76,7 @@ def drain(h: np.ndarray, n: int, t: float) -> int:
     return n
 
 
-@njit(cache=True)
+@hot
 def push_record(r: np.ndarray, n: int, rec: tuple[float, float, float]) -> int:
     """Insert the record ``rec`` (key first; as many fields as ``r`` has columns, at most 3)."""
     m = r.shape[1]
@@ -95,7 +97,7 @@ def push_record(r: np.ndarray, n: int, rec: tuple[float, float, float]) -> int:
     return n + 1
 
 
-@njit(cache=True)
+@hot
 def pop_record(r: np.ndarray, n: int) -> int:
     """Remove the record with the smallest key (read row 0 first); return the new size."""
     n -= 1

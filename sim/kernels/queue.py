@@ -20,16 +20,15 @@ the M/M/c/K (or, with exponential patience, M/M/c+M) system of queueing theory.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from sim.kernels import heap
+from sim.kernels import heap, hot
 
 SERVED = 0
 QUEUE_FULL = 1
 TIMEOUT = 2
 
 
-@njit(cache=True)
+@hot
 def offer(
     t: float,
     patience: float,

@@ -2,16 +2,23 @@
 
 Node state is a set of arrays, one row per node, that the pipeline kernel updates in place:
 ``free`` (the heap of worker-free times, ``join_workers`` per node), ``wroom``/``wn`` (the heap of
-waiting-room exits and its size, at most ``join_queue_cap``) and ``conn``/``cn`` (the heap of the
-times held connections are released and its size, at most ``connections_per_node``).
+waiting-room exits and its size, at most ``join_queue_cap``) and ``cn`` (the connections each node
+holds, at most ``connections_per_node``). The release of every held connection, ``(time, node)``,
+waits in one calendar queue for the whole fleet (``rel``, ``sim.kernels.calendar``): the kernel
+hands back the connections released by an attempt's time before it places the attempt.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sim.config import PlatformConfig
-from sim.kernels import pipeline
+from sim.kernels import calendar, pipeline
+
+RELEASE_BUCKET_S = 1.0  # the release calendar's bucket width
+RELEASE_SLOTS = 8192  # buckets in its ring: releases within ~2 h go to a bucket, later to a heap
 
 
 class EdgeFleet:
@@ -23,8 +30,8 @@ class EdgeFleet:
         self.free = np.zeros((n, cfg.join_workers), dtype=np.float64)
         self.wroom = np.zeros((n, cfg.join_queue_cap), dtype=np.float64)
         self.wn = np.zeros(n, dtype=np.int64)
-        self.conn = np.zeros((n, cfg.connections_per_node), dtype=np.float64)
         self.cn = np.zeros(n, dtype=np.int64)
+        self.rel: Any = calendar.new(2, RELEASE_BUCKET_S, slots=RELEASE_SLOTS)
 
     @property
     def nodes_up(self) -> int:
@@ -32,16 +39,16 @@ class EdgeFleet:
 
     def pending(self) -> tuple[np.ndarray, np.ndarray]:
         """``(waiting_exits, connection_releases)``: every pending exit and release time."""
-        waiting = [self.wroom[i, : self.wn[i]] for i in range(self.cfg.nodes)]
-        conns = [self.conn[i, : self.cn[i]] for i in range(self.cfg.nodes)]
-        return np.concatenate([np.empty(0), *waiting]), np.concatenate([np.empty(0), *conns])
+        waiting = [self.wroom[i, : self.wn[i]] for i in np.flatnonzero(self.wn)]
+        return np.concatenate([np.empty(0), *waiting]), calendar.times(self.rel)
 
     def clear(self) -> None:
         """Forget every pending exit and release (after the engine accounted for them)."""
         self.wn[:] = 0
         self.cn[:] = 0
+        self.rel = calendar.new(2, RELEASE_BUCKET_S, slots=RELEASE_SLOTS)
 
     def snapshot(self, t: float) -> tuple[int, int]:
         """``(waiting, connections)`` over the fleet at time ``t``."""
-        waiting, held = pipeline.fleet_snapshot(t, self.wroom, self.wn, self.conn, self.cn)
+        self.rel, waiting, held = pipeline.fleet_snapshot(t, self.wroom, self.wn, self.cn, self.rel)
         return int(waiting), int(held)

@@ -1,19 +1,23 @@
 """The join pipeline component: admission, placement, join queues, retries and the listener count.
 
-It owns the state that outlives a tick (the admission policy's state, the retry heap, the heap of
+It owns the state that outlives a tick (the admission policy's state, the retry calendar, the
 records of joins and departures, their counts per tick) and hands each tick's attempts to the numba
 kernel ``sim.kernels.pipeline.step``; ``advance`` then counts the tick's joins and departures.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from sim.kernels import pipeline
+from sim.kernels import calendar, pipeline
 from sim.model.fleet import EdgeFleet
 from sim.policies import PLACEMENT, AdmissionConfig, ClientConfig
 
 _INITIAL = 1024
+RETRY_BUCKET_S = 0.25  # the retry calendar's bucket width
+RETRY_SLOTS = 1024  # buckets in its ring (256 s); later retries wait in a heap
 
 
 class JoinPipeline:
@@ -38,7 +42,8 @@ class JoinPipeline:
         self.plc_kind = PLACEMENT[fleet.cfg.placement]
         self.session_mean_s = session_mean_s
         self.rngs = rngs
-        self.rh = np.zeros((_INITIAL, 3))  # retries: (time, first attempt, failed attempts)
+        # retries: (time, first attempt, failed attempts)
+        self.ret: Any = calendar.new(3, RETRY_BUCKET_S, slots=RETRY_SLOTS)
         self.jr = np.zeros((_INITIAL, 2))  # joins: (join time, departure time), appended
         self.bins = np.zeros((_INITIAL, 2), dtype=np.int64)  # joins, departures per tick
         self.latency = np.zeros(_INITIAL)
@@ -59,7 +64,7 @@ class JoinPipeline:
         f = self.fleet
         cfg = f.cfg
         r = self.rngs
-        (self.rh, self.jr, self.bins, self.latency, n) = pipeline.step(
+        (f.rel, self.ret, self.jr, self.bins, self.latency, n) = pipeline.step(
             t_end,
             arrivals,
             self.adm_kind,
@@ -71,12 +76,13 @@ class JoinPipeline:
             cfg.join_service_mean_s,
             cfg.join_timeout_s,
             self.session_mean_s,
+            cfg.connections_per_node,
             f.free,
             f.wroom,
             f.wn,
-            f.conn,
             f.cn,
-            self.rh,
+            f.rel,
+            self.ret,
             self.jr,
             self.bins,
             self.tick_s,

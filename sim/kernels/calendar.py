@@ -1,0 +1,461 @@
+"""A calendar queue: time-stamped records handed out in time order, for numba kernels.
+
+The pipeline keeps two big schedules: the retries (time, first attempt, failed attempts) and the
+connection releases (time, node). A binary or four-ary heap of millions of records pays a sift
+through its whole depth, one cache miss per level, for every record it hands out. A calendar queue
+instead appends each record to the bucket of ``bucket_s`` seconds its time falls in (a chain of
+blocks of ``BLOCK`` rows: sequential writes) and sorts a bucket only when the clock reaches it; the
+records of the current bucket are then read in order from one contiguous array.
+
+Records are handed out in the order of (time, insertion): equal times leave in the order they were
+pushed, whatever the bucket width. The structure:
+
+- ``ring``: one slot per bucket for the ``slots`` buckets after the current one (head block, tail
+  block and fill of the tail block; head ``-1`` when empty);
+- ``pool``/``link``/``free``: the blocks, their chain links and a stack of free blocks;
+- ``cur``: the current bucket, sorted; ``cur[ist[I_CI]:ist[I_CN]]`` is still to come. The next
+  bucket is loaded once the caller's clock reaches it (``stale`` and ``load`` take that time);
+- ``late``: a heap of records pushed at or before the current bucket (a retry due in the same
+  bucket, say);
+- ``far``: a heap of records beyond the ring (a session that outlasts the ring's span), merged
+  into their bucket when it is loaded.
+
+Times must be numbers (``inf`` is allowed, ``nan`` is not). Every array is caller-owned and lives
+in a ``Calendar`` named tuple; functions that may grow an
+array return the (new) tuple. Columns: 0 the time, 1 .. ``width - 1`` the payload, then a
+sequence number the queue adds itself.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from sim.kernels import hot
+
+BLOCK = 256  # rows per block of a bucket's chain
+
+I_BUCKET = 0  # the bucket loaded into ``cur``: every record of it or before is in cur or late
+I_CI = 1  # next record of ``cur``
+I_CN = 2  # records in ``cur``
+I_LN = 3  # records in ``late``
+I_FN = 4  # records in ``far``
+I_FREE = 5  # free blocks on the stack
+I_USED = 6  # blocks ever handed out of the pool
+I_SIZE = 7  # records queued
+I_SEQ = 8  # the next sequence number
+I_NEXT = 9  # no record of the ring or ``far`` lies in a bucket before this one
+N_IST = 10
+
+Calendar = namedtuple("Calendar", "bucket_s pool link ring free cur late far scratch ist")
+
+
+def new(width: int, bucket_s: float, slots: int = 1024, blocks: int = 4) -> Any:
+    """An empty calendar of records of ``width`` columns (time first, at most 3) at time 0."""
+    if not 1 <= width <= 3:
+        raise ValueError(f"width must be 1, 2 or 3 columns, got {width}")
+    if not bucket_s > 0 or not np.isfinite(bucket_s):
+        raise ValueError(f"bucket_s must be a positive number of seconds, got {bucket_s}")
+    if slots < 1 or blocks < 1:
+        raise ValueError(f"slots and blocks must be >= 1, got {slots}, {blocks}")
+    cols = width + 1
+    ring = np.zeros((slots, 3), dtype=np.int64)
+    ring[:, 0] = -1
+    ist = np.zeros(N_IST, dtype=np.int64)
+    ist[I_BUCKET] = -1  # nothing loaded: bucket 0 (times from 0) is the first in the ring
+    return Calendar(
+        float(bucket_s),
+        np.zeros((blocks * BLOCK, cols)),
+        np.full(blocks, -1, dtype=np.int64),
+        ring,
+        np.zeros(blocks, dtype=np.int64),
+        np.zeros((BLOCK, cols)),
+        np.zeros((16, cols)),
+        np.zeros((16, cols)),
+        np.zeros((BLOCK, cols)),
+        ist,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# heaps of records ordered by (time, sequence number)
+
+
+@hot
+def _less(a: np.ndarray, i: int, b: np.ndarray, j: int) -> bool:
+    """Row ``a[i]`` before row ``b[j]``: earlier time, or the same time and pushed earlier."""
+    if a[i, 0] != b[j, 0]:
+        return a[i, 0] < b[j, 0]
+    s = a.shape[1] - 1
+    return a[i, s] < b[j, s]
+
+
+@hot
+def _heap_push(h: np.ndarray, n: int, x: float, a: float, b: float, seq: float) -> None:
+    """Insert the record ``(x, a, b)``, sequence number ``seq``, into the 4-ary heap ``h[:n]``."""
+    m = h.shape[1]
+    i = n
+    while i > 0:
+        p = (i - 1) >> 2
+        if h[p, 0] < x or (h[p, 0] == x and h[p, m - 1] < seq):
+            break
+        for c in range(m):
+            h[i, c] = h[p, c]
+        i = p
+    h[i, 0] = x
+    if m > 2:
+        h[i, 1] = a
+    if m > 3:
+        h[i, 2] = b
+    h[i, m - 1] = seq
+
+
+@hot
+def _heap_pop(h: np.ndarray, n: int) -> int:
+    """Remove ``h[0]`` from the heap ``h[:n]``; return the new size."""
+    n -= 1
+    if n <= 0:
+        return 0
+    m = h.shape[1]
+    i = 0
+    while True:
+        first = 4 * i + 1
+        if first >= n:
+            break
+        best = first
+        for c in range(first + 1, min(first + 4, n)):
+            if _less(h, c, h, best):
+                best = c
+        if not _less(h, best, h, n):
+            break
+        for c in range(m):
+            h[i, c] = h[best, c]
+        i = best
+    for c in range(m):
+        h[i, c] = h[n, c]
+    return n
+
+
+@hot
+def _bucket_of(x: float, bucket_s: float) -> int:
+    """The bucket of time ``x``; times beyond 2**62 buckets (``inf`` too) share the last one."""
+    q = np.floor(x / bucket_s)
+    return int(q) if q < 2.0**62 else 1 << 62
+
+
+@njit(cache=True)
+def _grow_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    out = np.zeros((max(rows, 2 * a.shape[0]), a.shape[1]))
+    out[: a.shape[0]] = a
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the queue
+
+
+@hot
+def room(late: np.ndarray, far: np.ndarray, link: np.ndarray, ist: np.ndarray) -> bool:
+    """One more record fits wherever it goes (else ``reserve`` first)."""
+    return bool(
+        ist[I_LN] < late.shape[0]
+        and ist[I_FN] < far.shape[0]
+        and (ist[I_FREE] > 0 or ist[I_USED] < link.shape[0])
+    )
+
+
+@njit(cache=True)
+def reserve(c: Any) -> Any:
+    """The calendar with room for one more record anywhere (arrays grown as needed)."""
+    ist = c.ist
+    late = c.late
+    if ist[I_LN] == late.shape[0]:
+        late = _grow_rows(late, late.shape[0] + 1)
+    far = c.far
+    if ist[I_FN] == far.shape[0]:
+        far = _grow_rows(far, far.shape[0] + 1)
+    pool, link, free = c.pool, c.link, c.free
+    used = ist[I_USED]
+    if ist[I_FREE] == 0 and used == link.shape[0]:
+        blocks = 2 * used
+        pool = np.zeros((blocks * BLOCK, c.pool.shape[1]))
+        pool[: c.pool.shape[0]] = c.pool
+        link = np.full(blocks, -1, dtype=np.int64)
+        link[:used] = c.link
+        free = np.zeros(blocks, dtype=np.int64)
+    return Calendar(c.bucket_s, pool, link, c.ring, free, c.cur, late, far, c.scratch, ist)
+
+
+@hot
+def put(
+    bucket_s: float,
+    pool: np.ndarray,
+    link: np.ndarray,
+    ring: np.ndarray,
+    free: np.ndarray,
+    late: np.ndarray,
+    far: np.ndarray,
+    ist: np.ndarray,
+    x: float,
+    a: float,
+    b: float,
+) -> None:
+    """Queue the record ``(x, a, b)`` (columns beyond the width ignored); needs ``room``.
+
+    The arrays are the calendar's fields of those names: kernels that push in a loop unpack the
+    calendar once (a named tuple passed to every call costs a reference count per field).
+    """
+    m = pool.shape[1]
+    seq = float(ist[I_SEQ])
+    ist[I_SEQ] += 1
+    ist[I_SIZE] += 1
+    q = x / bucket_s
+    current = ist[I_BUCKET]
+    slots = ring.shape[0]
+    if q < current + 1:  # at or before the current bucket
+        _heap_push(late, ist[I_LN], x, a, b, seq)
+        ist[I_LN] += 1
+        return
+    if q >= current + 1 + slots:  # beyond the ring
+        _heap_push(far, ist[I_FN], x, a, b, seq)
+        ist[I_FN] += 1
+        later = _bucket_of(x, bucket_s)
+        if later < ist[I_NEXT]:
+            ist[I_NEXT] = later
+        return
+    bucket = int(q)
+    if bucket < ist[I_NEXT]:
+        ist[I_NEXT] = bucket
+    slot = bucket % slots
+    if ring[slot, 0] < 0 or ring[slot, 2] == BLOCK:
+        if ist[I_FREE] > 0:
+            ist[I_FREE] -= 1
+            blk = free[ist[I_FREE]]
+        else:
+            blk = ist[I_USED]
+            ist[I_USED] += 1
+        if ring[slot, 0] < 0:
+            ring[slot, 0] = blk
+        else:
+            link[ring[slot, 1]] = blk
+        ring[slot, 1] = blk
+        ring[slot, 2] = 0
+    r = ring[slot, 1] * BLOCK + ring[slot, 2]
+    pool[r, 0] = x
+    if m > 2:
+        pool[r, 1] = a
+    if m > 3:
+        pool[r, 2] = b
+    pool[r, m - 1] = seq
+    ring[slot, 2] += 1
+
+
+@njit(cache=True)
+def push(c: Any, x: float, a: float, b: float) -> Any:
+    """Queue the record ``(x, a, b)``; return the calendar (grown if it had to be)."""
+    if not room(c.late, c.far, c.link, c.ist):
+        c = reserve(c)
+    put(c.bucket_s, c.pool, c.link, c.ring, c.free, c.late, c.far, c.ist, x, a, b)
+    return c
+
+
+@hot
+def stale(ist: np.ndarray, t: float, bucket_s: float) -> bool:
+    """No record is loaded, but one may be due by ``t``: ``load(c, t)`` before ``peek``."""
+    return bool(
+        ist[I_CI] == ist[I_CN]
+        and ist[I_LN] == 0
+        and ist[I_SIZE] > 0
+        and t >= ist[I_NEXT] * bucket_s
+    )
+
+
+@hot
+def peek(cur: np.ndarray, late: np.ndarray, ist: np.ndarray) -> float:
+    """The earliest time among the loaded records (``inf`` when there is none)."""
+    t = np.inf
+    if ist[I_CI] < ist[I_CN]:
+        t = cur[ist[I_CI], 0]
+    if ist[I_LN] > 0 and late[0, 0] < t:
+        t = late[0, 0]
+    return t
+
+
+@njit(cache=True)
+def first(c: Any) -> tuple[Any, float]:
+    """``(c, time)``: the earliest queued time (``inf`` when empty), loading a bucket if needed."""
+    if stale(c.ist, np.inf, c.bucket_s):
+        c = load(c, np.inf)
+    return c, peek(c.cur, c.late, c.ist)
+
+
+@hot
+def take_from(cur: np.ndarray, late: np.ndarray, ist: np.ndarray, out: np.ndarray) -> None:
+    """Move the earliest loaded record into ``out`` (time, payload...)."""
+    ci = ist[I_CI]
+    m = cur.shape[1]
+    if ci < ist[I_CN] and (ist[I_LN] == 0 or _less(cur, ci, late, 0)):
+        for j in range(m - 1):
+            out[j] = cur[ci, j]
+        ist[I_CI] = ci + 1
+    else:
+        for j in range(m - 1):
+            out[j] = late[0, j]
+        ist[I_LN] = _heap_pop(late, ist[I_LN])
+    ist[I_SIZE] -= 1
+
+
+@njit(cache=True)
+def take(c: Any, out: np.ndarray) -> None:
+    """Move the earliest record into ``out`` (time, payload...); call ``first`` before."""
+    take_from(c.cur, c.late, c.ist, out)
+
+
+@njit(cache=True)
+def load(c: Any, t: float) -> Any:
+    """Make the next bucket that holds records the current one, if it starts by ``t``.
+
+    Its records are gathered and sorted by (time, insertion). A bucket that starts after ``t`` is
+    left alone (nothing in it is due by ``t``; loading it early would send every record pushed
+    meanwhile into the buckets before it to ``late``), and ``peek`` says ``inf`` until then.
+    """
+    ist = c.ist
+    ring = c.ring
+    slots = ring.shape[0]
+    now = ist[I_BUCKET]
+    target = -1
+    for d in range(1, slots + 1):
+        if ring[(now + d) % slots, 0] >= 0:
+            target = now + d
+            break
+    if ist[I_FN] > 0:
+        qf = _bucket_of(c.far[0, 0], c.bucket_s)
+        if target < 0 or qf < target:
+            target = qf
+    if target * c.bucket_s > t:
+        # nothing is due by t; the ring moves on to the clock's bucket (all empty up to there)
+        ist[I_NEXT] = target
+        clock = _bucket_of(t, c.bucket_s)
+        if now < clock < target:
+            ist[I_BUCKET] = clock
+        return c
+    ist[I_NEXT] = target + 1
+    # the ring's records of the target bucket, then the far ones that belong to it
+    n = 0
+    cur = c.cur
+    m = cur.shape[1]
+    slot = target % slots
+    if target <= now + slots and ring[slot, 0] >= 0:
+        blk = ring[slot, 0]
+        while blk >= 0:
+            rows = ring[slot, 2] if blk == ring[slot, 1] else BLOCK
+            if n + rows > cur.shape[0]:
+                cur = _grow_rows(cur, n + rows)
+            base = blk * BLOCK
+            cur[n : n + rows] = c.pool[base : base + rows]
+            n += rows
+            c.free[ist[I_FREE]] = blk
+            ist[I_FREE] += 1
+            nxt = c.link[blk]
+            c.link[blk] = -1
+            blk = nxt
+        ring[slot, 0] = -1
+        ring[slot, 1] = -1
+        ring[slot, 2] = 0
+    far = c.far
+    while ist[I_FN] > 0 and _bucket_of(far[0, 0], c.bucket_s) <= target:
+        if n == cur.shape[0]:
+            cur = _grow_rows(cur, n + 1)
+        cur[n] = far[0]
+        n += 1
+        ist[I_FN] = _heap_pop(far, ist[I_FN])
+    scratch = c.scratch
+    if scratch.shape[0] < n:
+        scratch = np.zeros((cur.shape[0], m))
+    _sort_bucket(cur, n, scratch, target * c.bucket_s, c.bucket_s)
+    ist[I_BUCKET] = target
+    ist[I_CI] = 0
+    ist[I_CN] = n
+    # the sorted records are in ``scratch``, which becomes ``cur``; the old ``cur`` the scratch
+    return Calendar(c.bucket_s, c.pool, c.link, ring, c.free, scratch, c.late, far, cur, ist)
+
+
+@njit(cache=True)
+def _sort_bucket(src: np.ndarray, n: int, dst: np.ndarray, lo: float, width: float) -> None:
+    """``dst[:n]`` = the rows of ``src[:n]`` in (time, sequence) order.
+
+    The times of a bucket mostly lie in ``[lo, lo + width)`` and spread evenly, so a counting
+    sort into about ``n / 2`` sub-buckets (which keeps the order of equal keys) followed by an
+    insertion sort by (time, sequence) costs O(n); a crowded sub-bucket is sorted by ``argsort``.
+    """
+    if n == 0:
+        return
+    m = src.shape[1]
+    k = max(1, n // 2)
+    scale = k / width
+    key = np.empty(n, dtype=np.int64)
+    start = np.zeros(k + 1, dtype=np.int64)
+    for i in range(n):
+        q = (src[i, 0] - lo) * scale
+        j = 0 if q < 0 else (k - 1 if q >= k - 1 else int(q))
+        key[i] = j
+        start[j + 1] += 1
+    for j in range(k):
+        start[j + 1] += start[j]
+    fill = start[:k].copy()
+    for i in range(n):
+        j = key[i]
+        dst[fill[j]] = src[i]
+        fill[j] += 1
+    for j in range(k):
+        a = start[j]
+        b = start[j + 1]
+        if b - a > 32:
+            order = np.argsort(dst[a:b, 0])
+            block = dst[a:b].copy()
+            for i in range(b - a):
+                dst[a + i] = block[order[i]]
+        # by (time, sequence); after the argsort this only orders runs of equal times
+        for i in range(a + 1, b):
+            j2 = i
+            while j2 > a and _less(dst, j2, dst, j2 - 1):
+                for col in range(m):
+                    tmp = dst[j2, col]
+                    dst[j2, col] = dst[j2 - 1, col]
+                    dst[j2 - 1, col] = tmp
+                j2 -= 1
+
+
+@njit(cache=True)
+def times(c: Any) -> np.ndarray:
+    """Every queued time (unsorted)."""
+    ist = c.ist
+    out = np.empty(ist[I_SIZE])
+    n = 0
+    for i in range(ist[I_CI], ist[I_CN]):
+        out[n] = c.cur[i, 0]
+        n += 1
+    for i in range(ist[I_LN]):
+        out[n] = c.late[i, 0]
+        n += 1
+    for i in range(ist[I_FN]):
+        out[n] = c.far[i, 0]
+        n += 1
+    ring = c.ring
+    for slot in range(ring.shape[0]):
+        blk = ring[slot, 0]
+        while blk >= 0:
+            rows = ring[slot, 2] if blk == ring[slot, 1] else BLOCK
+            for r in range(blk * BLOCK, blk * BLOCK + rows):
+                out[n] = c.pool[r, 0]
+                n += 1
+            blk = c.link[blk]
+    return out[:n]
+
+
+def size(c: Any) -> int:
+    """Records queued."""
+    return int(c.ist[I_SIZE])
