@@ -146,10 +146,19 @@ def _bucket_of(x: float, bucket_s: float) -> int:
     return int(q) if q < 2.0**62 else 1 << 62
 
 
+@hot
+def _copy_rows(src: np.ndarray, i: int, dst: np.ndarray, j: int, rows: int) -> None:
+    """``dst[j : j + rows] = src[i : i + rows]`` as loops (a 2-D slice assignment costs seconds of
+    compilation: numba builds its general broadcasting for it)."""
+    for r in range(rows):
+        for col in range(src.shape[1]):
+            dst[j + r, col] = src[i + r, col]
+
+
 @njit(cache=True)
 def _grow_rows(a: np.ndarray, rows: int) -> np.ndarray:
     out = np.zeros((max(rows, 2 * a.shape[0]), a.shape[1]))
-    out[: a.shape[0]] = a
+    _copy_rows(a, 0, out, 0, a.shape[0])
     return out
 
 
@@ -182,9 +191,10 @@ def reserve(c: Any) -> Any:
     if ist[I_FREE] == 0 and used == link.shape[0]:
         blocks = 2 * used
         pool = np.zeros((blocks * BLOCK, c.pool.shape[1]))
-        pool[: c.pool.shape[0]] = c.pool
+        _copy_rows(c.pool, 0, pool, 0, c.pool.shape[0])
         link = np.full(blocks, -1, dtype=np.int64)
-        link[:used] = c.link
+        for i in range(used):
+            link[i] = c.link[i]
         free = np.zeros(blocks, dtype=np.int64)
     return Calendar(c.bucket_s, pool, link, c.ring, free, c.cur, late, far, c.scratch, ist)
 
@@ -355,7 +365,7 @@ def load(c: Any, t: float) -> Any:
             if n + rows > cur.shape[0]:
                 cur = _grow_rows(cur, n + rows)
             base = blk * BLOCK
-            cur[n : n + rows] = c.pool[base : base + rows]
+            _copy_rows(c.pool, base, cur, n, rows)
             n += rows
             c.free[ist[I_FREE]] = blk
             ist[I_FREE] += 1
@@ -369,7 +379,7 @@ def load(c: Any, t: float) -> Any:
     while ist[I_FN] > 0 and _bucket_of(far[0, 0], c.bucket_s) <= target:
         if n == cur.shape[0]:
             cur = _grow_rows(cur, n + 1)
-        cur[n] = far[0]
+        _copy_rows(far, 0, cur, n, 1)
         n += 1
         ist[I_FN] = _heap_pop(far, ist[I_FN])
     scratch = c.scratch
@@ -389,7 +399,7 @@ def _sort_bucket(src: np.ndarray, n: int, dst: np.ndarray, lo: float, width: flo
 
     The times of a bucket mostly lie in ``[lo, lo + width)`` and spread evenly, so a counting
     sort into about ``n / 2`` sub-buckets (which keeps the order of equal keys) followed by an
-    insertion sort by (time, sequence) costs O(n); a crowded sub-bucket is sorted by ``argsort``.
+    insertion sort by (time, sequence) costs O(n); a crowded sub-bucket gets a Shell sort.
     """
     if n == 0:
         return
@@ -405,28 +415,30 @@ def _sort_bucket(src: np.ndarray, n: int, dst: np.ndarray, lo: float, width: flo
         start[j + 1] += 1
     for j in range(k):
         start[j + 1] += start[j]
-    fill = start[:k].copy()
+    fill = np.empty(k, dtype=np.int64)
+    for j in range(k):
+        fill[j] = start[j]
     for i in range(n):
         j = key[i]
-        dst[fill[j]] = src[i]
+        _copy_rows(src, i, dst, fill[j], 1)
         fill[j] += 1
     for j in range(k):
         a = start[j]
         b = start[j + 1]
-        if b - a > 32:
-            order = np.argsort(dst[a:b, 0])
-            block = dst[a:b].copy()
-            for i in range(b - a):
-                dst[a + i] = block[order[i]]
-        # by (time, sequence); after the argsort this only orders runs of equal times
-        for i in range(a + 1, b):
-            j2 = i
-            while j2 > a and _less(dst, j2, dst, j2 - 1):
-                for col in range(m):
-                    tmp = dst[j2, col]
-                    dst[j2, col] = dst[j2 - 1, col]
-                    dst[j2 - 1, col] = tmp
-                j2 -= 1
+        gap = 1
+        if b - a > 32:  # a crowded sub-bucket: Shell sort first (gaps 1, 4, 13, 40, ...)
+            while gap < (b - a) // 3:
+                gap = 3 * gap + 1
+        while gap >= 1:
+            for i in range(a + gap, b):
+                j2 = i
+                while j2 - gap >= a and _less(dst, j2, dst, j2 - gap):
+                    for col in range(m):
+                        tmp = dst[j2, col]
+                        dst[j2, col] = dst[j2 - gap, col]
+                        dst[j2 - gap, col] = tmp
+                    j2 -= gap
+            gap //= 3
 
 
 @njit(cache=True)

@@ -130,7 +130,8 @@ def pop_record(r: np.ndarray, n: int) -> int:
 def grow(h: np.ndarray) -> np.ndarray:
     """A copy of ``h`` with twice the capacity (the first ``len(h)`` entries kept)."""
     out = np.empty(max(2 * h.shape[0], 16), dtype=h.dtype)
-    out[: h.shape[0]] = h
+    for i in range(h.shape[0]):  # a loop: a slice assignment compiles for seconds
+        out[i] = h[i]
     return out
 
 
@@ -138,5 +139,7 @@ def grow(h: np.ndarray) -> np.ndarray:
 def grow_records(r: np.ndarray) -> np.ndarray:
     """A copy of the record heap ``r`` with twice the rows."""
     out = np.empty((max(2 * r.shape[0], 16), r.shape[1]), dtype=r.dtype)
-    out[: r.shape[0]] = r
+    for i in range(r.shape[0]):  # loops: a 2-D slice assignment compiles for seconds
+        for c in range(r.shape[1]):
+            out[i, c] = r[i, c]
     return out

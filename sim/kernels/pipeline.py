@@ -355,7 +355,9 @@ def release(rel: Any, cn: np.ndarray, t: float) -> Any:
 @njit(cache=True)
 def _grow_zeros(a: np.ndarray, rows: int) -> np.ndarray:
     out = np.zeros((max(rows, 2 * a.shape[0]), a.shape[1]), dtype=a.dtype)
-    out[: a.shape[0]] = a
+    for i in range(a.shape[0]):  # loops: a 2-D slice assignment compiles for seconds
+        for c in range(a.shape[1]):
+            out[i, c] = a[i, c]
     return out
 
 

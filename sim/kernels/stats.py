@@ -3,8 +3,7 @@
 ``segment_quantiles(values, counts, qs)`` splits ``values`` into consecutive segments of
 ``counts[i]`` values and returns, for each segment, the quantiles ``qs`` with numpy's default
 ("linear") definition: sorted ``x``, position ``q·(n−1)``, linear interpolation between the two
-neighbours. Empty segments give NaN. One compiled pass replaces a ``numpy.quantile`` call per tick;
-each segment is partitioned around the order statistics it needs (O(n)) rather than sorted.
+neighbours. Empty segments give NaN. One compiled pass replaces a ``numpy.quantile`` call per tick.
 """
 
 from __future__ import annotations
@@ -20,13 +19,7 @@ def _segment_quantiles(values: np.ndarray, counts: np.ndarray, qs: np.ndarray) -
     for i in range(counts.shape[0]):
         n = counts[i]
         if n > 0:
-            # only the order statistics the quantiles need: a partition, not a sort, O(n)
-            kth = np.empty(2 * qs.shape[0], dtype=np.int64)
-            for j in range(qs.shape[0]):
-                pos = qs[j] * (n - 1)
-                kth[2 * j] = int(np.floor(pos))
-                kth[2 * j + 1] = min(int(np.floor(pos)) + 1, n - 1)
-            x = np.partition(values[start : start + n], np.unique(kth))
+            x = np.sort(values[start : start + n])
             for j in range(qs.shape[0]):
                 pos = qs[j] * (n - 1)
                 lo = int(np.floor(pos))
