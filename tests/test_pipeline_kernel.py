@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from sim.config import PlatformConfig
-from sim.kernels import calendar, pipeline
+from sim.kernels import calendar, pipeline, tally
 from sim.model import fleet as fleet_module
 from sim.model import joins
 from sim.model.fleet import EdgeFleet
@@ -362,12 +362,12 @@ def test_step_called_directly_grows_one_entry_buffers() -> None:
     assert min(a.shape[0] for a in (jr, latency)) > 1
     # both calendars needed more than their one block
     assert rel.pool.shape[0] > calendar.BLOCK and ret.pool.shape[0] > calendar.BLOCK
-    pipeline.advance(horizon, horizon, bins, istate, counts)
+    tally.advance(horizon, horizon, bins, istate, counts)
     assert istate[pipeline.S_JOIN_N] == 0
     ref = run_twin(case, arrivals, [horizon])
     assert {c: int(counts[i]) for c, i in COUNTERS.items()} == ref.ticks[0]
     assert latency[:n].tolist() == ref.latencies[0]
-    assert pipeline.peak(jr[:n], bins, horizon) == (ref.peak, ref.peak_t)
+    assert tally.peak(jr[:n], bins, horizon) == (ref.peak, ref.peak_t)
     assert istate[pipeline.S_CONCURRENT] == 0
     assert istate[pipeline.S_RETRY_N] == calendar.size(ret) == ref.pending_retries == 0
     rel, waiting, held = pipeline.fleet_snapshot(horizon, wroom, wn, cn, rel)
@@ -619,7 +619,7 @@ def test_peak_from_candidate_bins_equals_the_full_sort(seed: int, bin_s: float) 
         join = np.round(join * 2) / 2
     leave = join + (np.round(rng.exponential(20.0, n)) if seed % 2 else rng.exponential(20.0, n))
     records = np.stack([join, leave], axis=1)
-    assert pipeline.peak(records, _bins(records, bin_s), bin_s) == _peak_by_full_sort(records)
+    assert tally.peak(records, _bins(records, bin_s), bin_s) == _peak_by_full_sort(records)
 
 
 def _bins(records: np.ndarray, bin_s: float) -> np.ndarray:
@@ -633,7 +633,7 @@ def test_peak_by_hand() -> None:
     # three listeners join in the first second and leave together at 10 s: the peak is the count
     # at the end of the first bin (no departure in it), first reached by the third join
     three = np.array([[0.1, 10.0], [0.2, 10.0], [0.3, 10.0]])
-    assert pipeline.peak(three, _bins(three, 1.0), 1.0) == (3, 0.3)
+    assert tally.peak(three, _bins(three, 1.0), 1.0) == (3, 0.3)
     # a fourth joins at 10.0, the instant the three leave: the join counts first, 4 at once
     four = np.vstack([three, [[10.0, 12.0]]])
-    assert pipeline.peak(four, _bins(four, 1.0), 1.0) == (4, 10.0)
+    assert tally.peak(four, _bins(four, 1.0), 1.0) == (4, 10.0)

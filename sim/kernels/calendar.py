@@ -21,9 +21,14 @@ pushed, whatever the bucket width. The structure:
   into their bucket when it is loaded.
 
 Times must be numbers (``inf`` is allowed, ``nan`` is not). Every array is caller-owned and lives
-in a ``Calendar`` named tuple; functions that may grow an
-array return the (new) tuple. Columns: 0 the time, 1 .. ``width - 1`` the payload, then a
-sequence number the queue adds itself.
+in a ``Calendar`` named tuple; functions that may grow an array return the (new) tuple. Columns: 0
+the time, 1 .. ``width - 1`` the payload, then a sequence number the queue adds itself (the rows and
+their heaps and sort: ``sim.kernels.rows``).
+
+Two ways to use it. From Python or now and then: ``c = push(c, x, a, b)``, ``c, t = first(c)``,
+``take(c, out)``. In a kernel's per-record loop, on the arrays themselves (a named tuple passed to a
+call costs a reference count per field): ``room``, then ``put`` (``reserve`` when there is no
+room); ``stale(ist, t, bucket_s)``, then ``peek`` and ``take_from`` (``load(c, t)`` when stale).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy as np
 from numba import njit
 
 from sim.kernels import hot
+from sim.kernels import rows as rw
 
 BLOCK = 256  # rows per block of a bucket's chain
 
@@ -80,86 +86,11 @@ def new(width: int, bucket_s: float, slots: int = 1024, blocks: int = 4) -> Any:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# heaps of records ordered by (time, sequence number)
-
-
-@hot
-def _less(a: np.ndarray, i: int, b: np.ndarray, j: int) -> bool:
-    """Row ``a[i]`` before row ``b[j]``: earlier time, or the same time and pushed earlier."""
-    if a[i, 0] != b[j, 0]:
-        return a[i, 0] < b[j, 0]
-    s = a.shape[1] - 1
-    return a[i, s] < b[j, s]
-
-
-@hot
-def _heap_push(h: np.ndarray, n: int, x: float, a: float, b: float, seq: float) -> None:
-    """Insert the record ``(x, a, b)``, sequence number ``seq``, into the 4-ary heap ``h[:n]``."""
-    m = h.shape[1]
-    i = n
-    while i > 0:
-        p = (i - 1) >> 2
-        if h[p, 0] < x or (h[p, 0] == x and h[p, m - 1] < seq):
-            break
-        for c in range(m):
-            h[i, c] = h[p, c]
-        i = p
-    h[i, 0] = x
-    if m > 2:
-        h[i, 1] = a
-    if m > 3:
-        h[i, 2] = b
-    h[i, m - 1] = seq
-
-
-@hot
-def _heap_pop(h: np.ndarray, n: int) -> int:
-    """Remove ``h[0]`` from the heap ``h[:n]``; return the new size."""
-    n -= 1
-    if n <= 0:
-        return 0
-    m = h.shape[1]
-    i = 0
-    while True:
-        first = 4 * i + 1
-        if first >= n:
-            break
-        best = first
-        for c in range(first + 1, min(first + 4, n)):
-            if _less(h, c, h, best):
-                best = c
-        if not _less(h, best, h, n):
-            break
-        for c in range(m):
-            h[i, c] = h[best, c]
-        i = best
-    for c in range(m):
-        h[i, c] = h[n, c]
-    return n
-
-
 @hot
 def _bucket_of(x: float, bucket_s: float) -> int:
     """The bucket of time ``x``; times beyond 2**62 buckets (``inf`` too) share the last one."""
     q = np.floor(x / bucket_s)
     return int(q) if q < 2.0**62 else 1 << 62
-
-
-@hot
-def _copy_rows(src: np.ndarray, i: int, dst: np.ndarray, j: int, rows: int) -> None:
-    """``dst[j : j + rows] = src[i : i + rows]`` as loops (a 2-D slice assignment costs seconds of
-    compilation: numba builds its general broadcasting for it)."""
-    for r in range(rows):
-        for col in range(src.shape[1]):
-            dst[j + r, col] = src[i + r, col]
-
-
-@njit(cache=True)
-def _grow_rows(a: np.ndarray, rows: int) -> np.ndarray:
-    out = np.zeros((max(rows, 2 * a.shape[0]), a.shape[1]))
-    _copy_rows(a, 0, out, 0, a.shape[0])
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,16 +113,16 @@ def reserve(c: Any) -> Any:
     ist = c.ist
     late = c.late
     if ist[I_LN] == late.shape[0]:
-        late = _grow_rows(late, late.shape[0] + 1)
+        late = rw.grow_rows(late, late.shape[0] + 1)
     far = c.far
     if ist[I_FN] == far.shape[0]:
-        far = _grow_rows(far, far.shape[0] + 1)
+        far = rw.grow_rows(far, far.shape[0] + 1)
     pool, link, free = c.pool, c.link, c.free
     used = ist[I_USED]
     if ist[I_FREE] == 0 and used == link.shape[0]:
         blocks = 2 * used
         pool = np.zeros((blocks * BLOCK, c.pool.shape[1]))
-        _copy_rows(c.pool, 0, pool, 0, c.pool.shape[0])
+        rw.copy_rows(c.pool, 0, pool, 0, c.pool.shape[0])
         link = np.full(blocks, -1, dtype=np.int64)
         for i in range(used):
             link[i] = c.link[i]
@@ -226,11 +157,11 @@ def put(
     current = ist[I_BUCKET]
     slots = ring.shape[0]
     if q < current + 1:  # at or before the current bucket
-        _heap_push(late, ist[I_LN], x, a, b, seq)
+        rw.heap_push(late, ist[I_LN], x, a, b, seq)
         ist[I_LN] += 1
         return
     if q >= current + 1 + slots:  # beyond the ring
-        _heap_push(far, ist[I_FN], x, a, b, seq)
+        rw.heap_push(far, ist[I_FN], x, a, b, seq)
         ist[I_FN] += 1
         later = _bucket_of(x, bucket_s)
         if later < ist[I_NEXT]:
@@ -307,14 +238,14 @@ def take_from(cur: np.ndarray, late: np.ndarray, ist: np.ndarray, out: np.ndarra
     """Move the earliest loaded record into ``out`` (time, payload...)."""
     ci = ist[I_CI]
     m = cur.shape[1]
-    if ci < ist[I_CN] and (ist[I_LN] == 0 or _less(cur, ci, late, 0)):
+    if ci < ist[I_CN] and (ist[I_LN] == 0 or rw.less(cur, ci, late, 0)):
         for j in range(m - 1):
             out[j] = cur[ci, j]
         ist[I_CI] = ci + 1
     else:
         for j in range(m - 1):
             out[j] = late[0, j]
-        ist[I_LN] = _heap_pop(late, ist[I_LN])
+        ist[I_LN] = rw.heap_pop(late, ist[I_LN])
     ist[I_SIZE] -= 1
 
 
@@ -363,9 +294,9 @@ def load(c: Any, t: float) -> Any:
         while blk >= 0:
             rows = ring[slot, 2] if blk == ring[slot, 1] else BLOCK
             if n + rows > cur.shape[0]:
-                cur = _grow_rows(cur, n + rows)
+                cur = rw.grow_rows(cur, n + rows)
             base = blk * BLOCK
-            _copy_rows(c.pool, base, cur, n, rows)
+            rw.copy_rows(c.pool, base, cur, n, rows)
             n += rows
             c.free[ist[I_FREE]] = blk
             ist[I_FREE] += 1
@@ -378,67 +309,19 @@ def load(c: Any, t: float) -> Any:
     far = c.far
     while ist[I_FN] > 0 and _bucket_of(far[0, 0], c.bucket_s) <= target:
         if n == cur.shape[0]:
-            cur = _grow_rows(cur, n + 1)
-        _copy_rows(far, 0, cur, n, 1)
+            cur = rw.grow_rows(cur, n + 1)
+        rw.copy_rows(far, 0, cur, n, 1)
         n += 1
-        ist[I_FN] = _heap_pop(far, ist[I_FN])
+        ist[I_FN] = rw.heap_pop(far, ist[I_FN])
     scratch = c.scratch
     if scratch.shape[0] < n:
         scratch = np.zeros((cur.shape[0], m))
-    _sort_bucket(cur, n, scratch, target * c.bucket_s, c.bucket_s)
+    rw.sort_bucket(cur, n, scratch, target * c.bucket_s, c.bucket_s)
     ist[I_BUCKET] = target
     ist[I_CI] = 0
     ist[I_CN] = n
     # the sorted records are in ``scratch``, which becomes ``cur``; the old ``cur`` the scratch
     return Calendar(c.bucket_s, c.pool, c.link, ring, c.free, scratch, c.late, far, cur, ist)
-
-
-@njit(cache=True)
-def _sort_bucket(src: np.ndarray, n: int, dst: np.ndarray, lo: float, width: float) -> None:
-    """``dst[:n]`` = the rows of ``src[:n]`` in (time, sequence) order.
-
-    The times of a bucket mostly lie in ``[lo, lo + width)`` and spread evenly, so a counting
-    sort into about ``n / 2`` sub-buckets (which keeps the order of equal keys) followed by an
-    insertion sort by (time, sequence) costs O(n); a crowded sub-bucket gets a Shell sort.
-    """
-    if n == 0:
-        return
-    m = src.shape[1]
-    k = max(1, n // 2)
-    scale = k / width
-    key = np.empty(n, dtype=np.int64)
-    start = np.zeros(k + 1, dtype=np.int64)
-    for i in range(n):
-        q = (src[i, 0] - lo) * scale
-        j = 0 if q < 0 else (k - 1 if q >= k - 1 else int(q))
-        key[i] = j
-        start[j + 1] += 1
-    for j in range(k):
-        start[j + 1] += start[j]
-    fill = np.empty(k, dtype=np.int64)
-    for j in range(k):
-        fill[j] = start[j]
-    for i in range(n):
-        j = key[i]
-        _copy_rows(src, i, dst, fill[j], 1)
-        fill[j] += 1
-    for j in range(k):
-        a = start[j]
-        b = start[j + 1]
-        gap = 1
-        if b - a > 32:  # a crowded sub-bucket: Shell sort first (gaps 1, 4, 13, 40, ...)
-            while gap < (b - a) // 3:
-                gap = 3 * gap + 1
-        while gap >= 1:
-            for i in range(a + gap, b):
-                j2 = i
-                while j2 - gap >= a and _less(dst, j2, dst, j2 - gap):
-                    for col in range(m):
-                        tmp = dst[j2, col]
-                        dst[j2, col] = dst[j2 - gap, col]
-                        dst[j2 - gap, col] = tmp
-                    j2 -= gap
-            gap //= 3
 
 
 @njit(cache=True)

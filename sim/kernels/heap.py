@@ -5,11 +5,10 @@ Functions return the new size; the caller owns the array and its capacity. Each 
 children (``4i+1 .. 4i+4``), which halves the depth of a binary heap and keeps the children on one
 cache line: for heaps of millions of entries the pops that dominate cost half the cache misses.
 
-A *record heap* is a 2-D array ``r`` whose rows are records ``(key, payload...)``, ordered by
-column 0; a row is moved as a whole, so a record lives on one cache line. The retry schedule
-(time, first attempt, failed attempts) and the pending joins (time, departure) are record heaps.
-These are the data structures behind the join queues (worker-free times, waiting-room exits,
-connection releases), the retry schedule and the join/departure tracker.
+These are the data structures behind the join queues (worker-free times, waiting-room exits) and
+the M/M/c validation queue; ``grow`` and ``grow_records`` double an array or a table of records
+(the pipeline's join records). The big schedules (retries, connection releases) are calendar
+queues instead (``sim.kernels.calendar``), whose heaps order rows by (time, push order).
 """
 
 from __future__ import annotations
@@ -76,56 +75,6 @@ def drain(h: np.ndarray, n: int, t: float) -> int:
     return n
 
 
-@hot
-def push_record(r: np.ndarray, n: int, rec: tuple[float, float, float]) -> int:
-    """Insert the record ``rec`` (key first; as many fields as ``r`` has columns, at most 3)."""
-    m = r.shape[1]
-    x = rec[0]
-    i = n
-    while i > 0:
-        parent = (i - 1) >> 2
-        if r[parent, 0] <= x:
-            break
-        for c in range(m):
-            r[i, c] = r[parent, c]
-        i = parent
-    r[i, 0] = x
-    if m > 1:
-        r[i, 1] = rec[1]
-    if m > 2:
-        r[i, 2] = rec[2]
-    return n + 1
-
-
-@hot
-def pop_record(r: np.ndarray, n: int) -> int:
-    """Remove the record with the smallest key (read row 0 first); return the new size."""
-    n -= 1
-    if n <= 0:
-        return 0
-    m = r.shape[1]
-    last = n
-    x = r[last, 0]
-    i = 0
-    while True:
-        first = 4 * i + 1
-        if first >= n:
-            break
-        best = first
-        end = min(first + 4, n)
-        for c in range(first + 1, end):
-            if r[c, 0] < r[best, 0]:
-                best = c
-        if r[best, 0] >= x:
-            break
-        for c in range(m):
-            r[i, c] = r[best, c]
-        i = best
-    for c in range(m):
-        r[i, c] = r[last, c]
-    return n
-
-
 @njit(cache=True)
 def grow(h: np.ndarray) -> np.ndarray:
     """A copy of ``h`` with twice the capacity (the first ``len(h)`` entries kept)."""
@@ -137,7 +86,7 @@ def grow(h: np.ndarray) -> np.ndarray:
 
 @njit(cache=True)
 def grow_records(r: np.ndarray) -> np.ndarray:
-    """A copy of the record heap ``r`` with twice the rows."""
+    """A copy of the table of records ``r`` with twice the rows."""
     out = np.empty((max(2 * r.shape[0], 16), r.shape[1]), dtype=r.dtype)
     for i in range(r.shape[0]):  # loops: a 2-D slice assignment compiles for seconds
         for c in range(r.shape[1]):

@@ -23,7 +23,7 @@ Nothing in the result depends on where the tick boundaries fall: the per-node st
 times, waiting-room exits, connection counts), the bucket and both calendars carry across ticks,
 and each random stream is drawn in event order (retries due at the very same instant leave in the
 order they were scheduled). Joins and departures are recorded and counted per tick
-(``advance``); ``peak`` finds the exact peak of concurrent listeners from the records.
+(``sim.kernels.tally``), which also finds the exact peak of concurrent listeners from the records.
 
 Speed notes (measured, see docs/performance.md): helpers called per attempt are compiled with
 ``_nrt=False`` (no reference counting, so LLVM inlines them; an array argument of a helper with
@@ -47,7 +47,7 @@ REJECT_QUEUE = 2
 REJECT_TIMEOUT = 3
 REASONS = ("bucket", "full", "queue", "timeout")
 
-# per-tick counters written by ``step`` and ``advance``
+# per-tick counters written by ``step`` and ``tally.advance``
 C_ARRIVALS = 0  # new listeners (first attempts)
 C_ATTEMPTS = 1  # all attempts, first and retries
 C_ADMITTED = 2  # attempts that passed admission
@@ -359,95 +359,6 @@ def _grow_zeros(a: np.ndarray, rows: int) -> np.ndarray:
         for c in range(a.shape[1]):
             out[i, c] = a[i, c]
     return out
-
-
-@njit(cache=True)
-def advance(
-    t_end: float, bin_s: float, bins: np.ndarray, istate: np.ndarray, counts: np.ndarray
-) -> None:
-    """Count the joins and departures of the bins that end by ``t_end`` (a multiple of ``bin_s``).
-
-    ``step`` counts every join and departure into a bin of ``bin_s`` seconds (the tick) when it
-    learns its time, so a tick's joins and departures cost one addition per bin here, not a heap
-    of millions of future times; ``peak`` finds the exact peak from the join records.
-    """
-    first = istate[S_BIN]
-    last = int(round(t_end / bin_s))  # noqa: RUF046  # explicit for numba typing
-    joined = 0
-    left = 0
-    for b in range(first, min(last, bins.shape[0])):
-        joined += bins[b, 0]
-        left += bins[b, 1]
-    istate[S_BIN] = max(first, last)
-    istate[S_JOIN_N] -= joined
-    istate[S_CONCURRENT] += joined - left
-    counts[C_JOINED] += joined
-    counts[C_LEFT] += left
-
-
-@njit(cache=True)
-def peak(records: np.ndarray, bins: np.ndarray, bin_s: float) -> tuple[int, float]:
-    """``(peak, time)``: the most listeners connected at once, and the first join that reached it.
-
-    ``records`` are (join time, departure time) rows and ``bins`` their counts per bin of
-    ``bin_s`` seconds, as ``step`` wrote them; a join and a departure at the same instant count
-    the join first. Only the bins whose start count plus joins can reach the largest bin-end count
-    can hold the peak, so only their joins and departures are sorted and replayed.
-    """
-    nb = bins.shape[0]
-    start = np.zeros(nb, dtype=np.int64)
-    now = 0
-    best_end = 0
-    for b in range(nb):
-        start[b] = now
-        now += bins[b, 0] - bins[b, 1]
-        best_end = max(best_end, now)
-    cand = np.zeros(nb, dtype=np.bool_)
-    nj = 0
-    nl = 0
-    for b in range(nb):
-        if bins[b, 0] > 0 and start[b] + bins[b, 0] >= best_end:
-            cand[b] = True
-            nj += bins[b, 0]
-            nl += bins[b, 1]
-    joins = np.empty(nj)
-    leaves = np.empty(nl)
-    nj = 0
-    nl = 0
-    for i in range(records.shape[0]):
-        if cand[int(records[i, 0] // bin_s)]:
-            joins[nj] = records[i, 0]
-            nj += 1
-        bl = int(records[i, 1] // bin_s)
-        if bl < nb and cand[bl]:
-            leaves[nl] = records[i, 1]
-            nl += 1
-    joins.sort()
-    leaves.sort()
-    best = 0
-    best_t = np.nan
-    j = 0
-    current = -1
-    joined = 0
-    left = 0
-    for i in range(nj):
-        tj = joins[i]
-        b = int(tj // bin_s)
-        if b != current:
-            current = b
-            joined = 0
-            left = 0
-            while j < nl and int(leaves[j] // bin_s) < b:
-                j += 1
-        while j < nl and leaves[j] < tj:
-            left += 1
-            j += 1
-        joined += 1
-        count = start[b] + joined - left
-        if count > best:
-            best = count
-            best_t = tj
-    return best, best_t
 
 
 @njit(cache=True)

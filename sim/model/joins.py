@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.kernels import calendar, pipeline
+from sim.kernels import calendar, pipeline, tally
 from sim.model.fleet import EdgeFleet
 from sim.policies import PLACEMENT, AdmissionConfig, ClientConfig
 
@@ -94,7 +94,7 @@ class JoinPipeline:
             r["retry"],
             r["session"],
         )
-        pipeline.advance(t_end, self.tick_s, self.bins, self.istate, counts)
+        tally.advance(t_end, self.tick_s, self.bins, self.istate, counts)
         return self.latency[:n].copy()
 
     @property
@@ -110,7 +110,7 @@ class JoinPipeline:
         """The most listeners connected at once so far, and when that was first reached."""
         n = int(self.istate[pipeline.S_RECORDED])
         if self._peak[0] != n:
-            most, when = pipeline.peak(self.jr[:n], self.bins, self.tick_s)
+            most, when = tally.peak(self.jr[:n], self.bins, self.tick_s)
             self._peak = (n, (int(most), float(when)))
         return self._peak[1]
 
