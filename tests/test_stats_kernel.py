@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.kernels.stats import counts_up_to, segment_quantiles
+from sim.kernels.stats import _select, counts_up_to, segment_quantiles
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -61,3 +61,35 @@ def test_counts_up_to_uneven_ends_and_bad_input() -> None:
         counts_up_to(times, np.array([2.0, 1.0]))
     with pytest.raises(ValueError, match="NaN"):
         counts_up_to(np.array([np.nan]), ends)
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed", "constant", "organ_pipe", "two_values"])
+def test_segment_quantiles_on_ordered_and_repeated_values(order: str) -> None:
+    """Orders that trouble a quickselect (and its fallback to a sort) give numpy's quantiles."""
+    n = 5_001
+    x = np.random.default_rng(1).exponential(1.0, n)
+    values = {
+        "sorted": np.sort(x),
+        "reversed": np.sort(x)[::-1].copy(),
+        "constant": np.full(n, 0.25),
+        "organ_pipe": np.concatenate([np.sort(x[: n // 2]), np.sort(x[n // 2 :])[::-1]]),
+        "two_values": np.where(x > 1.0, 2.0, 1.0),
+    }[order]
+    qs = np.array([0.99, 0.0, 0.5, 0.5, 1.0, 0.37])  # unsorted, repeated
+    counts = np.array([n, 0, 1], dtype=np.int64)
+    got = segment_quantiles(np.concatenate([values, [3.0]]), counts, qs)
+    np.testing.assert_allclose(got[0], np.quantile(values, qs), rtol=1e-12, atol=0)
+    assert np.isnan(got[1]).all()
+    assert got[2].tolist() == [3.0] * qs.size
+
+
+@pytest.mark.parametrize("budget", [0, 1, 3, 64])
+def test_select_finds_the_order_statistic_with_or_without_its_sorting_fallback(budget: int) -> None:
+    rng = np.random.default_rng(budget)
+    x = np.round(rng.exponential(1.0, 2_000), 2)  # with ties
+    want = np.sort(x)
+    for k in (0, 1, 999, 1_998, 1_999):
+        y = x.copy()
+        assert _select(y, k, budget) == want[k]
+        assert (y[:k] <= y[k]).all() and (y[k + 1 :] >= y[k]).all()
+        assert np.sort(y).tolist() == want.tolist()  # a permutation of the input

@@ -3,13 +3,62 @@
 ``segment_quantiles(values, counts, qs)`` splits ``values`` into consecutive segments of
 ``counts[i]`` values and returns, for each segment, the quantiles ``qs`` with numpy's default
 ("linear") definition: sorted ``x``, position ``q·(n−1)``, linear interpolation between the two
-neighbours. Empty segments give NaN. One compiled pass replaces a ``numpy.quantile`` call per tick.
+neighbours. Empty segments give NaN. One compiled pass replaces a ``numpy.quantile`` call per tick,
+and it selects the order statistics it needs (quickselect, O(n)) instead of sorting each segment.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+SELECT_BUDGET = 64  # partitioning rounds before a quickselect sorts what is left
+
+
+@njit(cache=True)
+def _select(x: np.ndarray, k: int, budget: int) -> float:
+    """The ``k``-th smallest of ``x`` (0-based); reorders ``x`` (quickselect, median of three).
+
+    After the call ``x[:k] <= x[k] <= x[k + 1:]``. After ``budget`` partitioning rounds (an
+    adversarial order) the range left is sorted instead, so the cost stays O(n log n) at worst.
+    """
+    lo = 0
+    hi = x.shape[0]
+    rounds = 0
+    while hi - lo > 16:
+        rounds += 1
+        if rounds > budget:
+            x[lo:hi] = np.sort(x[lo:hi])
+            return x[k]
+        mid = (lo + hi - 1) // 2
+        a, b, c = x[lo], x[mid], x[hi - 1]
+        pivot = max(min(a, b), min(max(a, b), c))
+        i = lo
+        j = hi - 1
+        while i <= j:
+            while x[i] < pivot:
+                i += 1
+            while x[j] > pivot:
+                j -= 1
+            if i <= j:
+                x[i], x[j] = x[j], x[i]
+                i += 1
+                j -= 1
+        # x[lo:j + 1] <= pivot, x[i:hi] >= pivot, and x[j + 1:i] == pivot
+        if k <= j:
+            hi = j + 1
+        elif k >= i:
+            lo = i
+        else:
+            return x[k]
+    for i in range(lo + 1, hi):
+        v = x[i]
+        j = i - 1
+        while j >= lo and x[j] > v:
+            x[j + 1] = x[j]
+            j -= 1
+        x[j + 1] = v
+    return x[k]
 
 
 @njit(cache=True)
@@ -19,12 +68,17 @@ def _segment_quantiles(values: np.ndarray, counts: np.ndarray, qs: np.ndarray) -
     for i in range(counts.shape[0]):
         n = counts[i]
         if n > 0:
-            x = np.sort(values[start : start + n])
+            x = values[start : start + n].copy()
             for j in range(qs.shape[0]):
                 pos = qs[j] * (n - 1)
                 lo = int(np.floor(pos))
-                hi = min(lo + 1, n - 1)
-                out[i, j] = x[lo] + (pos - lo) * (x[hi] - x[lo])
+                x_lo = _select(x, lo, SELECT_BUDGET)
+                x_hi = x_lo
+                if lo + 1 < n:  # the next order statistic: the least of what lies above
+                    x_hi = x[lo + 1]
+                    for m in range(lo + 2, n):
+                        x_hi = min(x_hi, x[m])
+                out[i, j] = x_lo + (pos - lo) * (x_hi - x_lo)
         start += n
     return out
 
