@@ -516,6 +516,29 @@ def test_timeout_leaves_at_patience_and_holds_its_connection_until_then() -> Non
     assert s1 > case.platform.join_timeout_s
 
 
+@pytest.mark.parametrize("tick_s", [0.5, 2.5, 5.0])
+def test_a_connection_released_at_the_instant_of_an_attempt_is_free_for_it(tick_s: float) -> None:
+    """Released at ``t`` means free for an attempt at ``t``: the cap counts releases ``> t``.
+
+    The first listener holds the only worker for far longer than the patience; the second waits,
+    gives up at exactly 0.5 + 2.0 = 2.5 s and hands its connection back then; the third arrives at
+    2.5 s on a node whose cap is 2, so it finds one connection free (not ``full``).
+    """
+    case = Case(
+        replace(TINY, join_service_mean_s=100.0, join_queue_cap=5, connections_per_node=2),
+        NoAdmission(),
+        NoRetry(),
+        seed=2,
+    )
+    (s1,) = first_draws(case.seed, "service", 1, 100.0)
+    assert s1 > 5.0
+    kern, ref = tiny_run(case, [0.0, 0.5, 2.5], tick_s=tick_s)
+    assert [a.outcome for a in ref.attempts] == ["joined", "timeout", "timeout"]
+    assert ref.attempts[1].conn_until == ref.attempts[2].t == 2.5
+    t = kern.totals()
+    assert (t["rejected_full"], t["rejected_timeout"]) == (0, 2)
+
+
 def test_connection_cap_rejects_full_without_drawing_a_service_time() -> None:
     case = Case(
         replace(TINY, connections_per_node=1, join_queue_cap=3), NoAdmission(), NoRetry(), seed=3
