@@ -195,6 +195,7 @@ def _warm_up(cfg: Config) -> None:
     counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
     joins.step(1.0, np.array([0.25, 0.5]), counts)
     fleet.snapshot(1.0)
+    fleet.pending()  # the tail's kernels
     _ = joins.peak
     SurgeSource(cfg.scenario, rngs["arrivals"]).batch(1.0)
     segment_quantiles(np.zeros(1), np.ones(1, dtype=np.int64), np.array([0.5]))

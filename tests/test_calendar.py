@@ -150,7 +150,7 @@ def _check_random_sequence(width: int, bucket_s: float, slots: int, seed: int) -
 
 
 @pytest.mark.parametrize("slots", [1, 2, 8, 64])
-@pytest.mark.parametrize("bucket_s", [0.1, 0.5, 1.0, 3.0])
+@pytest.mark.parametrize("bucket_s", [0.125, 0.5, 1.0, 4.0])
 def test_random_sequences_match_heapq(bucket_s: float, slots: int) -> None:
     for width in (1, 2, 3):
         seed = 1000 * width + 10 * slots + int(10 * bucket_s)
@@ -339,6 +339,8 @@ def test_late_and_far_heaps_grow_past_their_initial_rows() -> None:
         ({"width": 0}, "width"),
         ({"width": 4}, "width"),
         ({"bucket_s": 0.0}, "bucket_s"),
+        ({"bucket_s": 0.1}, "bucket_s"),
+        ({"bucket_s": 3.0}, "bucket_s"),
         ({"bucket_s": -1.0}, "bucket_s"),
         ({"bucket_s": math.nan}, "bucket_s"),
         ({"bucket_s": math.inf}, "bucket_s"),
@@ -391,15 +393,17 @@ def _due(c: Any, t: float) -> tuple[Any, float]:
 
 
 @pytest.mark.parametrize("slots", [1, 3, 64, 8192])
-@pytest.mark.parametrize("seed", [0, 1])
-def test_loading_up_to_a_clock_hands_out_every_due_record_in_order(slots: int, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "bucket_s"), [(0, 1.0), (1, 0.25), (2, 4.0)])
+def test_loading_up_to_a_clock_hands_out_every_due_record_in_order(
+    slots: int, seed: int, bucket_s: float
+) -> None:
     """A clock moves on; at each step every record due by then comes out, in (time, push) order.
 
     Loads only happen up to the clock, so a bucket is often left for later, and records pushed
     meanwhile into an earlier bucket (in the ring or beyond it) must still come out in time.
     """
     rng = np.random.default_rng(seed)
-    c = cal.new(3, 1.0, slots=slots, blocks=1)
+    c = cal.new(3, bucket_s, slots=slots, blocks=1)
     twin = Twin()
     now = 0.0
     for step in range(3_000):
@@ -434,3 +438,35 @@ def test_a_far_record_pushed_before_a_postponed_bucket_is_due_in_time() -> None:
     c, t = _due(c, 60.0)
     assert t == 50.0
     assert _take(c, 2) == [50.0, 1.0]
+
+
+def test_a_postponed_load_moves_the_ring_to_the_clock() -> None:
+    """Nothing due until bucket 100: at 5.5 s the ring starts after bucket 5, so a record pushed
+    for 40 s goes to the ring (not ``far``), and one for 5.75 s to ``late``."""
+    c = cal.new(2, 1.0, slots=64)
+    c = cal.push(c, 100.0, 0.0, 0.0)
+    c, t = _due(c, 5.5)
+    assert t == INF
+    assert c.ist[cal.I_BUCKET] == 5
+    assert c.ist[cal.I_FN] == 1  # the record for 100 s, pushed when the ring ended at 63 s
+    c = cal.push(c, 40.0, 1.0, 0.0)
+    assert c.ist[cal.I_FN] == 1  # 40 s is within the moved ring
+    c = cal.push(c, 5.75, 2.0, 0.0)
+    assert c.ist[cal.I_LN] == 1
+    c, taken = _drain(c, 2)
+    assert taken == [[5.75, 2.0], [40.0, 1.0], [100.0, 0.0]]
+
+
+def test_load_with_records_still_to_come_and_take_from_nothing_are_refused_safely() -> None:
+    c = cal.new(2, 1.0, slots=8)
+    for x in (1.5, 1.25, 3.5):
+        c = cal.push(c, x, x, 0.0)
+    c, t = cal.first(c)
+    assert t == 1.25
+    c = cal.load(c, INF)  # bucket 1 is still being read: nothing happens
+    assert sorted(cal.times(c).tolist()) == [1.25, 1.5, 3.5]
+    c, taken = _drain(c, 2)
+    assert taken == [[1.25, 1.25], [1.5, 1.5], [3.5, 3.5]]
+    with pytest.raises(ValueError, match="no record"):
+        cal.take(c, np.zeros(2))
+    assert cal.size(c) == 0

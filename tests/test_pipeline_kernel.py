@@ -132,6 +132,9 @@ class KernelRun:
         return {c: sum(tick[c] for tick in self.ticks) for c in COUNTERS}
 
 
+MAX_SIM_S = 50_000.0  # far beyond any case here (sessions average 300 s)
+
+
 def run_kernel(
     case: Case, arrivals: np.ndarray, tick_s: float, until: float | None = None
 ) -> KernelRun:
@@ -161,6 +164,8 @@ def run_kernel(
             break
         if until is not None and t_end >= until:
             break
+        # a kernel that miscounts joins or departures never goes idle: fail, do not run forever
+        assert t_end < MAX_SIM_S, f"not idle after {MAX_SIM_S} s of simulated time"
     run.peak, run.peak_t = pipe.peak
     return run
 
@@ -537,6 +542,32 @@ def test_a_connection_released_at_the_instant_of_an_attempt_is_free_for_it(tick_
     assert ref.attempts[1].conn_until == ref.attempts[2].t == 2.5
     t = kern.totals()
     assert (t["rejected_full"], t["rejected_timeout"]) == (0, 2)
+
+
+def test_a_first_attempt_goes_before_a_retry_at_the_same_instant() -> None:
+    """The bucket refills 2 tokens/s up to 1: A takes it at 0, B is refused at 0.1 and retries at
+    0.6, the instant C arrives; the one token there is C's, the first attempt's."""
+    case = Case(
+        TINY, TokenBucket(rate_per_s=2.0, burst=1.0), ConstantRetry(max_attempts=2, delay_s=0.5), 5
+    )
+    assert 0.1 + 0.5 == 0.6
+    for tick_s in (1.0, 0.3):
+        _, ref = tiny_run(case, [0.0, 0.1, 0.6], tick_s=tick_s)
+        assert [(a.t, a.first, a.outcome) for a in ref.attempts] == [
+            (0.0, 0.0, "joined"),
+            (0.1, 0.1, "bucket"),
+            (0.6, 0.6, "joined"),
+            (0.6, 0.1, "bucket"),
+        ]
+
+
+def test_a_retry_due_exactly_at_a_tick_end_belongs_to_the_next_tick() -> None:
+    case = Case(
+        TINY, TokenBucket(rate_per_s=0.0, burst=1.0), ConstantRetry(max_attempts=2, delay_s=0.5), 8
+    )
+    kern, ref = tiny_run(case, [0.0, 0.5], tick_s=0.5)
+    assert [(a.t, a.k) for a in ref.attempts] == [(0.0, 1), (0.5, 1), (1.0, 2)]
+    assert [t["attempts"] for t in kern.ticks[:3]] == [1, 1, 1]
 
 
 def test_connection_cap_rejects_full_without_drawing_a_service_time() -> None:

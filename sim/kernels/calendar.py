@@ -20,10 +20,13 @@ pushed, whatever the bucket width. The structure:
 - ``far``: a heap of records beyond the ring (a session that outlasts the ring's span), merged
   into their bucket when it is loaded.
 
-Times must be numbers (``inf`` is allowed, ``nan`` is not). Every array is caller-owned and lives
-in a ``Calendar`` named tuple; functions that may grow an array return the (new) tuple. Columns: 0
-the time, 1 .. ``width - 1`` the payload, then a sequence number the queue adds itself (the rows and
-their heaps and sort: ``sim.kernels.rows``).
+Times must be numbers (``inf`` is allowed, ``nan`` is not). The bucket width is a power of two, so
+that a time's bucket ``floor(x / bucket_s)`` and a bucket's start ``bucket * bucket_s`` are exact
+and agree (with 0.1 s, ``16383.9`` lies in bucket 163839 but before ``163839 * 0.1``).
+
+Every array is caller-owned and lives in a ``Calendar`` named tuple; functions that may grow an
+array return the (new) tuple. Columns: 0 the time, 1 .. ``width - 1`` the payload, then a sequence
+number the queue adds itself (the rows, their heaps and sort: ``sim.kernels.rows``).
 
 Two ways to use it. From Python or now and then: ``c = push(c, x, a, b)``, ``c, t = first(c)``,
 ``take(c, out)``. In a kernel's per-record loop, on the arrays themselves (a named tuple passed to a
@@ -63,8 +66,10 @@ def new(width: int, bucket_s: float, slots: int = 1024, blocks: int = 4) -> Any:
     """An empty calendar of records of ``width`` columns (time first, at most 3) at time 0."""
     if not 1 <= width <= 3:
         raise ValueError(f"width must be 1, 2 or 3 columns, got {width}")
-    if not bucket_s > 0 or not np.isfinite(bucket_s):
-        raise ValueError(f"bucket_s must be a positive number of seconds, got {bucket_s}")
+    if not bucket_s > 0 or not np.isfinite(bucket_s) or np.frexp(bucket_s)[0] != 0.5:
+        raise ValueError(
+            f"bucket_s must be a power of two of seconds (0.25, 1, 4, ...), got {bucket_s}"
+        )
     if slots < 1 or blocks < 1:
         raise ValueError(f"slots and blocks must be >= 1, got {slots}, {blocks}")
     cols = width + 1
@@ -252,6 +257,8 @@ def take_from(cur: np.ndarray, late: np.ndarray, ist: np.ndarray, out: np.ndarra
 @njit(cache=True)
 def take(c: Any, out: np.ndarray) -> None:
     """Move the earliest record into ``out`` (time, payload...); call ``first`` before."""
+    if c.ist[I_CI] == c.ist[I_CN] and c.ist[I_LN] == 0:
+        raise ValueError("take: no record is loaded (the calendar is empty, or call first)")
     take_from(c.cur, c.late, c.ist, out)
 
 
@@ -264,6 +271,8 @@ def load(c: Any, t: float) -> Any:
     meanwhile into the buckets before it to ``late``), and ``peek`` says ``inf`` until then.
     """
     ist = c.ist
+    if ist[I_CI] < ist[I_CN] or ist[I_LN] > 0:
+        return c  # loaded records are still to come: nothing to load yet
     ring = c.ring
     slots = ring.shape[0]
     now = ist[I_BUCKET]

@@ -221,8 +221,9 @@ def _run(
     """The attempts of ``step`` until the tick is done or something must be loaded or grown.
 
     ``c_*`` are the release calendar's arrays, ``r_*`` the retry calendar's. Returns why it
-    stopped; it only stops before an attempt changes any state, or (``GROW_BINS``) after an
-    attempt whose join or departure bin lies beyond ``bins`` (``step`` counts those two).
+    stopped: before an attempt is taken (it may have handed back connections released by then,
+    which the next call would do the same way), or (``GROW_BINS``) after an attempt whose join or
+    departure bin lies beyond ``bins`` (``step`` counts those two).
     """
     wcap = wroom.shape[1]
     nrec = istate[S_RECORDED]
