@@ -154,7 +154,6 @@ def put(
     The arrays are the calendar's fields of those names: kernels that push in a loop unpack the
     calendar once (a named tuple passed to every call costs a reference count per field).
     """
-    m = pool.shape[1]
     seq = float(ist[I_SEQ])
     ist[I_SEQ] += 1
     ist[I_SIZE] += 1
@@ -189,13 +188,7 @@ def put(
             link[ring[slot, 1]] = blk
         ring[slot, 1] = blk
         ring[slot, 2] = 0
-    r = ring[slot, 1] * BLOCK + ring[slot, 2]
-    pool[r, 0] = x
-    if m > 2:
-        pool[r, 1] = a
-    if m > 3:
-        pool[r, 2] = b
-    pool[r, m - 1] = seq
+    rw.write(pool, ring[slot, 1] * BLOCK + ring[slot, 2], x, a, b, seq)
     ring[slot, 2] += 1
 
 

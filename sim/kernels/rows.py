@@ -31,6 +31,19 @@ def less(a: np.ndarray, i: int, b: np.ndarray, j: int) -> bool:
 
 
 @hot
+def write(rows: np.ndarray, i: int, x: float, a: float, b: float, seq: float) -> None:
+    """Row ``i`` = the record ``(x, a, b)`` with sequence number ``seq`` (payload columns beyond
+    the width are ignored)."""
+    m = rows.shape[1]
+    rows[i, 0] = x
+    if m > 2:
+        rows[i, 1] = a
+    if m > 3:
+        rows[i, 2] = b
+    rows[i, m - 1] = seq
+
+
+@hot
 def heap_push(h: np.ndarray, n: int, x: float, a: float, b: float, seq: float) -> None:
     """Insert the record ``(x, a, b)``, sequence number ``seq``, into the 4-ary heap ``h[:n]``."""
     m = h.shape[1]
@@ -42,12 +55,7 @@ def heap_push(h: np.ndarray, n: int, x: float, a: float, b: float, seq: float) -
         for c in range(m):
             h[i, c] = h[p, c]
         i = p
-    h[i, 0] = x
-    if m > 2:
-        h[i, 1] = a
-    if m > 3:
-        h[i, 2] = b
-    h[i, m - 1] = seq
+    write(h, i, x, a, b, seq)
 
 
 @hot
