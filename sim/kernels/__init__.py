@@ -9,13 +9,17 @@ numba's cache checks only the source file of the function it compiled, not the k
 from other modules: after an edit of ``heap.py`` a cached ``pipeline.step`` would still run the old
 heap code. So the cache lives in a directory named after a hash of every kernel source file
 (under ``$NUMBA_CACHE_DIR`` when that is set, else ``sim/kernels/__nbcache__``, or
-``~/.cache/spacesim/numba`` when the package is not writable): any edit starts a fresh cache.
+``~/.cache/spacesim/numba`` when the package is not writable): any edit starts a fresh cache, and
+the caches of sources unused for a day are removed beyond the three most recent (``prune``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -34,9 +38,36 @@ def _cache_dir() -> str:
         if os.access(here, os.W_OK)
         else os.path.join(os.path.expanduser("~"), ".cache", "spacesim", "numba")
     )
-    return os.path.join(base, digest.hexdigest()[:16])
+    current = os.path.join(base, digest.hexdigest()[:16])
+    prune(Path(base), current)
+    return current
 
 
+def prune(base: Path, current: str, keep: int = 3, min_age_s: float = 86_400.0) -> list[Path]:
+    """Remove the caches of older kernel sources under ``base``; return what was removed.
+
+    Every edit of a kernel starts a fresh cache directory (named by 16 hex digits of the sources'
+    hash), so a developer's cache would grow by tens of MB per edit. Kept: ``current``, the
+    ``keep`` most recently used others, and any used within ``min_age_s`` (another checkout or
+    process may still need it). Only directories named like ours are touched.
+    """
+    if not base.is_dir():
+        return []
+    stale = []
+    for d in base.iterdir():
+        if d.is_dir() and _DIGEST.fullmatch(d.name) and str(d) != current:
+            stale.append((d.stat().st_mtime, d))
+    stale.sort(reverse=True)
+    removed = []
+    now = time.time()
+    for mtime, d in stale[keep:]:
+        if now - mtime > min_age_s:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+_DIGEST = re.compile(r"[0-9a-f]{16}")
 numba.config.CACHE_DIR = _cache_dir()  # type: ignore[attr-defined]  # not in numba's stubs
 
 
