@@ -118,10 +118,10 @@ def reserve(c: Any) -> Any:
     ist = c.ist
     late = c.late
     if ist[I_LN] == late.shape[0]:
-        late = rw.grow_rows(late, late.shape[0] + 1)
+        late = rw.grow_rows(late, late.shape[0] + 1, False)
     far = c.far
     if ist[I_FN] == far.shape[0]:
-        far = rw.grow_rows(far, far.shape[0] + 1)
+        far = rw.grow_rows(far, far.shape[0] + 1, False)
     pool, link, free = c.pool, c.link, c.free
     used = ist[I_USED]
     if ist[I_FREE] == 0 and used == link.shape[0]:
@@ -296,7 +296,7 @@ def load(c: Any, t: float) -> Any:
         while blk >= 0:
             rows = ring[slot, 2] if blk == ring[slot, 1] else BLOCK
             if n + rows > cur.shape[0]:
-                cur = rw.grow_rows(cur, n + rows)
+                cur = rw.grow_rows(cur, n + rows, False)
             base = blk * BLOCK
             rw.copy_rows(c.pool, base, cur, n, rows)
             n += rows
@@ -311,7 +311,7 @@ def load(c: Any, t: float) -> Any:
     far = c.far
     while ist[I_FN] > 0 and _bucket_of(far[0, 0], c.bucket_s) <= target:
         if n == cur.shape[0]:
-            cur = rw.grow_rows(cur, n + 1)
+            cur = rw.grow_rows(cur, n + 1, False)
         rw.copy_rows(far, 0, cur, n, 1)
         n += 1
         ist[I_FN] = rw.heap_pop(far, ist[I_FN])

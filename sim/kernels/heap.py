@@ -6,8 +6,8 @@ children (``4i+1 .. 4i+4``), which halves the depth of a binary heap and keeps t
 cache line: for heaps of millions of entries the pops that dominate cost half the cache misses.
 
 These are the data structures behind the join queues (worker-free times, waiting-room exits) and
-the M/M/c validation queue; ``grow`` and ``grow_records`` double an array or a table of records
-(the pipeline's join records). The big schedules (retries, connection releases) are calendar
+the M/M/c validation queue; ``grow`` doubles an array (tables of records grow with
+``sim.kernels.rows.grow_rows``). The big schedules (retries, connection releases) are calendar
 queues instead (``sim.kernels.calendar``), whose heaps order rows by (time, push order).
 """
 
@@ -81,14 +81,4 @@ def grow(h: np.ndarray) -> np.ndarray:
     out = np.empty(max(2 * h.shape[0], 16), dtype=h.dtype)
     for i in range(h.shape[0]):  # a loop: a slice assignment compiles for seconds
         out[i] = h[i]
-    return out
-
-
-@njit(cache=True)
-def grow_records(r: np.ndarray) -> np.ndarray:
-    """A copy of the table of records ``r`` with twice the rows."""
-    out = np.empty((max(2 * r.shape[0], 16), r.shape[1]), dtype=r.dtype)
-    for i in range(r.shape[0]):  # loops: a 2-D slice assignment compiles for seconds
-        for c in range(r.shape[1]):
-            out[i, c] = r[i, c]
     return out

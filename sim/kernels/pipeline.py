@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from sim.kernels import admission, calendar, heap, placement, queue, retry
+from sim.kernels import admission, calendar, heap, hot, placement, queue, retry
+from sim.kernels import rows as rw
 
 REJECT_BUCKET = admission.REJECT_BUCKET
 REJECT_FULL = 1
@@ -157,11 +158,11 @@ def step(
         elif why == ROOM_RELEASES:
             rel = calendar.reserve(rel)
         elif why == GROW_RECORDS:
-            jr = heap.grow_records(jr)
+            jr = rw.grow_rows(jr, jr.shape[0] + 1, False)
         elif why == GROW_LATENCY:
             latency = heap.grow(latency)
         else:  # GROW_BINS: the last attempt's join and departure are counted here
-            bins = _grow_zeros(bins, progress[P_LEAVE_BIN] + 1)
+            bins = rw.grow_rows(bins, progress[P_LEAVE_BIN] + 1, True)
             bins[progress[P_JOIN_BIN], 0] += 1
             bins[progress[P_LEAVE_BIN], 1] += 1
     istate[S_RETRY_N] = ret.ist[calendar.I_SIZE]
@@ -246,16 +247,9 @@ def _run(
         else:
             break
         # hand back the connections released by then
-        while True:
-            if calendar.stale(c_ist, t, c_bs):
-                load_t[0] = t
-                why = LOAD_RELEASES
-                break
-            if calendar.peek(c_cur, c_late, c_ist) > t:
-                break
-            calendar.take_from(c_cur, c_late, c_ist, rec)
-            cn[int(rec[1])] -= 1
-        if why != DONE:
+        if hand_back(c_cur, c_late, c_ist, c_bs, cn, t, rec):
+            load_t[0] = t
+            why = LOAD_RELEASES
             break
         # room for whatever this attempt may write
         if not calendar.room(r_late, r_far, r_link, r_ist):
@@ -344,22 +338,33 @@ def _run(
 def release(rel: Any, cn: np.ndarray, t: float) -> Any:
     """Hand back every connection whose release time is ``<= t``; return the calendar."""
     rec = np.empty(3)
+    while hand_back(rel.cur, rel.late, rel.ist, rel.bucket_s, cn, t, rec):
+        rel = calendar.load(rel, t)
+    return rel
+
+
+@hot
+def hand_back(
+    cur: np.ndarray,
+    late: np.ndarray,
+    ist: np.ndarray,
+    bucket_s: float,
+    cn: np.ndarray,
+    t: float,
+    rec: np.ndarray,
+) -> bool:
+    """Take the loaded releases ``<= t`` off the release calendar and off their nodes' counts.
+
+    Returns ``True`` when the calendar must ``load(c, t)`` its next bucket before going on (then
+    call again), ``False`` when every release due by ``t`` is handed back. ``rec``: 3 floats.
+    """
     while True:
-        if calendar.stale(rel.ist, t, rel.bucket_s):
-            rel = calendar.load(rel, t)
-        if calendar.peek(rel.cur, rel.late, rel.ist) > t:
-            return rel
-        calendar.take(rel, rec)
+        if calendar.stale(ist, t, bucket_s):
+            return True
+        if calendar.peek(cur, late, ist) > t:
+            return False
+        calendar.take_from(cur, late, ist, rec)
         cn[int(rec[1])] -= 1
-
-
-@njit(cache=True)
-def _grow_zeros(a: np.ndarray, rows: int) -> np.ndarray:
-    out = np.zeros((max(rows, 2 * a.shape[0]), a.shape[1]), dtype=a.dtype)
-    for i in range(a.shape[0]):  # loops: a 2-D slice assignment compiles for seconds
-        for c in range(a.shape[1]):
-            out[i, c] = a[i, c]
-    return out
 
 
 @njit(cache=True)

@@ -94,9 +94,18 @@ def copy_rows(src: np.ndarray, i: int, dst: np.ndarray, j: int, rows: int) -> No
 
 
 @njit(cache=True)
-def grow_rows(a: np.ndarray, rows: int) -> np.ndarray:
-    out = np.zeros((max(rows, 2 * a.shape[0]), a.shape[1]))
+def grow_rows(a: np.ndarray, rows: int, zero: bool) -> np.ndarray:
+    """A copy of the table ``a`` with at least ``rows`` rows and twice as many.
+
+    The new rows are zeros when ``zero`` (counts), else left unset: ``np.empty`` does not touch
+    the memory, so a table of records that doubles costs resident memory only as it fills.
+    """
+    out = np.empty((max(rows, 2 * a.shape[0]), a.shape[1]), dtype=a.dtype)
     copy_rows(a, 0, out, 0, a.shape[0])
+    if zero:
+        for r in range(a.shape[0], out.shape[0]):
+            for c in range(a.shape[1]):
+                out[r, c] = 0
     return out
 
 
