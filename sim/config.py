@@ -24,6 +24,7 @@ from sim.kernels.profile import SHAPE_NAMES, Profile
 from sim.policies import ADMISSION, PLACEMENT, RETRY, AdmissionConfig, ClientConfig, Problem
 
 SHAPES = SHAPE_NAMES
+ENGINES = ("batched", "reference")  # numba kernels in batches; one SimPy process per listener
 
 
 @dataclass
@@ -97,11 +98,18 @@ class PlatformConfig:
     join_timeout_s: float = 2.0
     connections_per_node: int = 1000
     placement: str = "power_of_two"
+    placement_choices: int = 2  # d of power_of_d
+    placement_load_bound: float = 1.25  # c of consistent_hash: no node above ceil(c · mean load)
+    placement_vnodes: int = 64  # consistent_hash: points per node on the ring
 
     def problems(self) -> Iterator[Problem]:
-        for key in ("nodes", "join_workers", "connections_per_node"):
+        for key in ("nodes", "join_workers", "connections_per_node", "placement_vnodes"):
             if not getattr(self, key) >= 1:
                 yield key, getattr(self, key), "an integer >= 1"
+        if not 2 <= self.placement_choices <= 64:
+            yield "placement_choices", self.placement_choices, "an integer in [2, 64]"
+        if not self.placement_load_bound >= 1:
+            yield "placement_load_bound", self.placement_load_bound, "a number >= 1"
         if not self.join_queue_cap >= 0:
             yield "join_queue_cap", self.join_queue_cap, "an integer >= 0"
         for key in ("join_service_mean_s", "join_timeout_s"):
@@ -113,13 +121,16 @@ class PlatformConfig:
 
 @dataclass
 class EngineConfig:
-    """How the simulation advances: tick length, safety limit, progress bar."""
+    """How the simulation advances: which engine, tick length, safety limit, progress bar."""
 
+    kind: str = "batched"
     tick_s: float = 1.0
     max_sim_s: float = 1e6
     progress: bool | None = None
 
     def problems(self) -> Iterator[Problem]:
+        if self.kind not in ENGINES:
+            yield "kind", self.kind, f"one of {', '.join(ENGINES)}"
         if not self.tick_s > 0:
             yield "tick_s", self.tick_s, "a number > 0 (seconds)"
         if not self.max_sim_s > 0:

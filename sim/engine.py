@@ -32,8 +32,7 @@ from sim.model.fleet import EdgeFleet
 from sim.model.joins import JoinPipeline
 from sim.model.metrics import Metrics
 from sim.model.surge import SurgeSource
-from sim.streams import NAMES as STREAM_NAMES
-from sim.streams import stream, streams
+from sim import streams
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +51,15 @@ class Engine:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        rngs = streams(cfg.seed)
         self.scale = cfg.scenario.scale()
-        self.surge = SurgeSource(cfg.scenario, rngs["arrivals"])
+        self.surge = SurgeSource(cfg.scenario, streams.stream(cfg.seed, streams.ARRIVALS))
         self.fleet = EdgeFleet(cfg.platform)
         self.joins = JoinPipeline(
             self.fleet,
             cfg.admission,
             cfg.client,
             cfg.scenario.session_mean_s,
-            rngs,
+            streams.states(cfg.seed),
             tick_s=cfg.engine.tick_s,
         )
         self.metrics = Metrics()
@@ -104,6 +102,7 @@ class Engine:
             "connections": held,
             "nodes_up": self.fleet.nodes_up,
             "retries_pending": self.joins.pending_retries,
+            "held": self.joins.drain_held(t_end),
         }
         self.metrics.record(t_end, counts, latency, state)
 
@@ -136,6 +135,7 @@ class Engine:
             "connections": releases.size - counts_up_to(releases, t_end, inclusive=True),
             "nodes_up": np.full(t_end.size, self.fleet.nodes_up),
             "retries_pending": np.zeros(t_end.size, dtype=np.int64),
+            "held": np.zeros(t_end.size, dtype=np.int64),
         }
         self.metrics.record_quiet(t_end, counts, state)
         if self.failure is None:
@@ -187,17 +187,17 @@ def _warm_up(cfg: Config) -> None:
     the simulation's own time.
     """
     tiny = dataclasses.replace(cfg.platform, nodes=1, connections_per_node=1)
-    rngs = {name: stream(cfg.seed, f"warm-up {name}") for name in STREAM_NAMES}
+    states = streams.states(cfg.seed, tuple(f"warm-up {name}" for name in streams.NAMES))
     fleet = EdgeFleet(tiny)
     joins = JoinPipeline(
-        fleet, cfg.admission, cfg.client, cfg.scenario.session_mean_s, rngs, tick_s=1.0
+        fleet, cfg.admission, cfg.client, cfg.scenario.session_mean_s, states, tick_s=1.0
     )
     counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
     joins.step(1.0, np.array([0.25, 0.5]), counts)
     fleet.snapshot(1.0)
     fleet.pending()  # the tail's kernels
     _ = joins.peak
-    SurgeSource(cfg.scenario, rngs["arrivals"]).batch(1.0)
+    SurgeSource(cfg.scenario, streams.stream(cfg.seed, "warm-up arrivals")).batch(1.0)
     segment_quantiles(np.zeros(1), np.ones(1, dtype=np.int64), np.array([0.5]))
     counts_up_to(np.zeros(1), np.ones(2))
 

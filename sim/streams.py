@@ -1,9 +1,11 @@
 """Named random streams from one seed.
 
-Each component draws from its own ``numpy.random.Generator``, derived from the run's seed and the
-stream's name (``SeedSequence([seed, crc32(name)])``). Adding a stream never changes the others, and
-the numbers depend on the seed and the name only: not on the worker, the launcher or the order in
-which streams are created.
+Each component draws from its own stream, derived from the run's seed and the stream's name
+(``SeedSequence([seed, crc32(name)])``). Adding a stream never changes the others, and the numbers
+depend on the seed and the name only: not on the worker, the launcher or the order in which
+streams are created. The kernels carry their streams as rows of one ``sim.kernels.rng`` state
+array (``states``, in the order of ``NAMES``, which is ``sim.kernels.pipeline``'s ``R_*``); the
+arrival sampler has its own (``arrival_state``).
 """
 
 from __future__ import annotations
@@ -12,15 +14,24 @@ import zlib
 
 import numpy as np
 
-NAMES = ("arrivals", "placement", "service", "retry", "session")
+from sim.kernels import rng
+
+NAMES = ("placement", "service", "retry", "session", "patience", "client", "reconnect")
+ARRIVALS = "arrivals"
 
 
 def stream(seed: int, name: str) -> np.random.Generator:
-    """The generator of stream ``name`` for ``seed``."""
+    """A numpy generator of stream ``name`` for ``seed`` (for code outside the kernels)."""
     return np.random.Generator(
         np.random.PCG64(np.random.SeedSequence([seed, zlib.crc32(name.encode())]))
     )
 
 
-def streams(seed: int, names: tuple[str, ...] = NAMES) -> dict[str, np.random.Generator]:
-    return {name: stream(seed, name) for name in names}
+def states(seed: int, names: tuple[str, ...] = NAMES) -> np.ndarray:
+    """The kernel streams of ``seed``: one ``sim.kernels.rng`` state row per name."""
+    return rng.seeded(seed, names)
+
+
+def arrival_state(seed: int) -> np.ndarray:
+    """The arrival sampler's stream of ``seed`` (one state row)."""
+    return rng.seeded(seed, (ARRIVALS,))

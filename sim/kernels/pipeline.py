@@ -3,16 +3,24 @@
 For the tick ``[t0, t_end)`` the kernel merges two time-ordered streams, the new listeners' first
 attempts (sorted) and the retry calendar, and handles every attempt at its own timestamp:
 
-1. the admission policy admits it or rejects it (``bucket``);
-2. the placement policy picks a node; the node rejects it when it holds its connection cap
+1. a retry coming due may be denied by the client's retry budget (the person abandons), and the
+   client's adaptive throttle may reject any attempt locally (``throttled``);
+2. the admission policy (``sim.kernels.admission``) admits it, holds it in the waiting room until
+   its release (it comes back through the calendar then, already admitted), or rejects it;
+3. the placement policy picks a node; the node rejects it when it holds its connection cap
    (``full``) or when its waiting room is full (``queue``);
-3. otherwise it takes a connection and enters the node's FIFO join queue (``sim.kernels.queue``): it
-   joins at the end of its service, or gives up after the join timeout (``timeout``) and hands its
-   connection back;
-4. a joined listener keeps its connection for an exponential session and then leaves;
-5. a failed attempt asks the retry policy for its next attempt time, which goes into the retry
-   calendar (and is handled in this same tick when it falls before ``t_end``), or the listener
-   abandons.
+4. otherwise it takes a connection and enters the node's FIFO join queue (``sim.kernels.queue``): it
+   joins at the end of its service, or gives up after the join timeout or the person's patience
+   (``timeout``) and hands its connection back; adaptive admission observes the queueing delay;
+5. a joined listener keeps its connection for an exponential session and then leaves;
+6. a failed attempt asks the client's backoff for its next attempt time (``sim.kernels.retry``),
+   which goes into the retry calendar (and is handled in this same tick when it falls before
+   ``t_end``), or the listener abandons (out of attempts, or past their patience).
+
+What a person carries between attempts (first attempt time, attempt number, deadline, previous
+wait, hash key) sits in a row of the ``slots`` table while they have a retry or a release pending;
+the retry calendar's records are ``(time, slot, stage)``. ``docs/policies.md`` is the definition
+of every policy.
 
 The two big schedules are calendar queues (``sim.kernels.calendar``): the retries, and the release
 of every held connection ``(time, node)``, which the kernel hands back (``cn[node] -= 1``) before
@@ -21,7 +29,7 @@ placement compares two counts without touching any per-node heap.
 
 Nothing in the result depends on where the tick boundaries fall: the per-node state (worker-free
 times, waiting-room exits, connection counts), the bucket and both calendars carry across ticks,
-and each random stream is drawn in event order (retries due at the very same instant leave in the
+and each random stream (a row of ``sim.kernels.rng`` state) is drawn in event order (retries due at the very same instant leave in the
 order they were scheduled). Joins and departures are recorded and counted per tick
 (``sim.kernels.tally``), which also finds the exact peak of concurrent listeners from the records.
 
@@ -39,34 +47,74 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from sim.kernels import admission, calendar, heap, hot, placement, queue, retry
+from sim.kernels import admission, calendar, heap, hot, placement, queue, reasons, retry
+from sim.kernels import rng as rn
 from sim.kernels import rows as rw
 
-REJECT_BUCKET = admission.REJECT_BUCKET
-REJECT_FULL = 1
-REJECT_QUEUE = 2
-REJECT_TIMEOUT = 3
-REASONS = ("bucket", "full", "queue", "timeout")
+REJECT_BUCKET = reasons.BUCKET
+REJECT_FULL = reasons.FULL
+REJECT_QUEUE = reasons.QUEUE
+REJECT_TIMEOUT = reasons.TIMEOUT
+REASONS = reasons.REASONS
 
 # per-tick counters written by ``step`` and ``tally.advance``
 C_ARRIVALS = 0  # new listeners (first attempts)
-C_ATTEMPTS = 1  # all attempts, first and retries
-C_ADMITTED = 2  # attempts that passed admission
-C_JOINING = 3  # attempts that will join (they got a worker within the join timeout)
+C_ATTEMPTS = 1  # all attempts, first and retries (a held attempt once)
+C_ADMITTED = 2  # attempts that passed admission (held ones when released)
+C_JOINING = 3  # attempts that will join (they got a worker within their patience)
 C_ABANDONED = 4  # listeners who gave up after a failed attempt in this tick
 C_JOINED = 5  # joins completed in this tick
 C_LEFT = 6  # listeners who left in this tick
-C_REJECT = 7  # C_REJECT + reason: rejections by reason, in the tick of the attempt
+C_DENIED = 7  # retries the retry budget did not send (those listeners abandoned)
+C_RECONNECTS = 8  # first attempts of listeners reconnecting after a drop
+C_DROPPED = 9  # listeners dropped (node crashes)
+C_REJECT = 10  # C_REJECT + reason: rejections by reason, in the tick of the attempt
 N_COUNTERS = C_REJECT + len(REASONS)
 
 # integer state: pending retries and joins, the listener count, the join records, the bin cursor
-S_RETRY_N = 0  # retries pending
+S_RETRY_N = 0  # retries (and waiting-room releases) pending
 S_JOIN_N = 1  # joins pending (attempts in service that will join)
 S_CONCURRENT = 2  # listeners connected (each with a departure pending)
 S_RECORDED = 3  # join records written by ``step``
 S_BIN = 4  # the first departure bin not yet counted
-N_ISTATE = 5
+S_FLIGHT = 5  # entries of the in-flight heap (kept only when admission needs it)
+S_SLOT_FREE = 6  # free rows on the slot stack
+S_SLOT_USED = 7  # slot rows ever handed out
+N_ISTATE = 8
 
+# the random streams: rows of the ``sim.kernels.rng`` state (``sim.streams.NAMES`` order)
+R_PLACEMENT = 0
+R_SERVICE = 1
+R_RETRY = 2
+R_SESSION = 3
+R_PATIENCE = 4
+R_CLIENT = 5
+R_RECONNECT = 6
+N_STREAMS = 7
+
+# the platform's numbers, one float vector
+F_SERVICE_MEAN = 0
+F_JOIN_TIMEOUT = 1
+F_SESSION_MEAN = 2
+F_CONNCAP = 3
+F_BIN = 4  # the tick (bins of joins and departures)
+F_LOAD_BOUND = 5  # consistent hashing's load bound
+F_CHOICES = 6  # power of d choices
+F_TRACK_FLIGHT = 7  # 1: keep the in-flight heap (the admission policy looks at it)
+N_PLATFORM = 8
+
+# a person's row in the slot table
+SL_FIRST = 0  # their first attempt (of this visit: a reconnect starts anew)
+SL_K = 1  # the number of the attempt that is pending
+SL_DEADLINE = 2  # first + patience
+SL_PREV = 3  # the previous backoff wait
+SL_KEY = 4  # consistent hashing's key
+N_SLOT = 5
+
+# what a calendar record of the retry calendar is
+STAGE_RETRY = 0.0  # attempt k >= 2 (or a reconnect's first attempt, k = 1)
+STAGE_RELEASE = 1.0  # released from the waiting room: goes on to placement
+STAGE_RECONNECT = 2.0  # a dropped listener's first attempt
 
 # why ``_run`` stopped: the tick is done, or ``step`` must load or grow something first
 DONE = 0
@@ -77,6 +125,7 @@ ROOM_RELEASES = 4
 GROW_RECORDS = 5
 GROW_LATENCY = 6
 GROW_BINS = 7
+GROW_SLOTS = 8
 
 # ``_run``'s progress across its calls within a ``step``
 P_ARRIVAL = 0  # the next new listener
@@ -93,39 +142,41 @@ def step(
     adm_kind: int,
     adm_params: np.ndarray,
     adm_state: np.ndarray,
+    adm_room: np.ndarray,
     plc_kind: int,
-    rty_kind: int,
-    rty_params: np.ndarray,
-    service_mean_s: float,
-    join_timeout_s: float,
-    session_mean_s: float,
-    conncap: int,
+    ring_pos: np.ndarray,
+    ring_node: np.ndarray,
+    cli_kind: int,
+    cli_params: np.ndarray,
+    budget: tuple[np.ndarray, np.ndarray],
+    throttle: tuple[np.ndarray, np.ndarray],
+    fp: np.ndarray,
     free: np.ndarray,
     wroom: np.ndarray,
     wn: np.ndarray,
     cn: np.ndarray,
+    flight: np.ndarray,
     rel: Any,
     ret: Any,
+    slots: np.ndarray,
+    slot_free: np.ndarray,
     jr: np.ndarray,
     bins: np.ndarray,
-    bin_s: float,
     istate: np.ndarray,
     counts: np.ndarray,
     latency: np.ndarray,
-    rng_place: np.random.Generator,
-    rng_service: np.random.Generator,
-    rng_retry: np.random.Generator,
-    rng_session: np.random.Generator,
-) -> tuple[Any, Any, np.ndarray, np.ndarray, np.ndarray, int]:
+    st: np.ndarray,
+) -> tuple[Any, Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Handle every attempt before ``t_end``; return the (possibly grown) structures.
 
     ``cn`` counts the connections each node holds and ``rel`` (a ``sim.kernels.calendar`` of
-    ``(time, node)``) schedules their releases; ``ret`` is the retry calendar of ``(time,
-    first-attempt time, failed attempts so far)``. Returns ``(rel, ret, jr, bins, latency,
-    n_latency)``: the calendars, the join records (join time, departure time; appended, in
-    ``jr[:istate[S_RECORDED]]``), the bins of ``bin_s`` seconds counting joins and departures
-    (columns 0 and 1) and the join latencies of this tick's joining attempts in
-    ``latency[:n_latency]``.
+    ``(time, node)``) schedules their releases; ``ret`` is the retry calendar of ``(time, slot,
+    stage)`` and ``slots``/``slot_free`` the people's rows and the stack of free rows. ``flight``
+    is the heap of the in-flight joins' end times (used when ``fp[F_TRACK_FLIGHT]``). Returns
+    ``(rel, ret, slots, slot_free, jr, bins, latency, n_latency)``: the calendars, the slot table,
+    the join records (join time, departure time; appended, in ``jr[:istate[S_RECORDED]]``), the
+    bins of ``fp[F_BIN]`` seconds counting joins and departures (columns 0 and 1) and the join
+    latencies of this tick's joining attempts in ``latency[:n_latency]``.
 
     The attempts are handled by ``_run``, which never replaces an array (a loop that may rebind
     arrays pays reference counting on every iteration): it stops before an attempt whenever a
@@ -135,17 +186,20 @@ def step(
     progress = np.zeros(N_PROGRESS, dtype=np.int64)
     load_t = np.zeros(1)  # the time up to which a calendar must be loaded
     rec = np.empty(3)
+    aout = np.zeros(2)
+    chosen = np.zeros(max(2, int(fp[F_CHOICES])), dtype=np.int64)
     counts[C_ARRIVALS] += arrivals.shape[0]
     while True:
         why = _run(
-            t_end, arrivals, adm_kind, adm_params, adm_state, plc_kind, rty_kind, rty_params,
-            service_mean_s, join_timeout_s, session_mean_s, conncap, free, wroom, wn, cn,
+            t_end, arrivals, adm_kind, adm_params, adm_state, adm_room, plc_kind, ring_pos,
+            ring_node, cli_kind, cli_params, budget[0], budget[1], throttle[0], throttle[1], fp,
+            free, wroom, wn, cn, flight,
             rel.bucket_s, rel.pool, rel.link, rel.ring, rel.free, rel.cur, rel.late, rel.far,
             rel.ist,
             ret.bucket_s, ret.pool, ret.link, ret.ring, ret.free, ret.cur, ret.late, ret.far,
             ret.ist,
-            jr, bins, bin_s, istate, counts, latency, progress, load_t, rec,
-            rng_place, rng_service, rng_retry, rng_session,
+            slots, slot_free, jr, bins, istate, counts, latency, progress, load_t, rec, aout,
+            chosen, st,
         )  # fmt: skip
         if why == DONE:
             break
@@ -161,12 +215,35 @@ def step(
             jr = rw.grow_rows(jr, jr.shape[0] + 1, False)
         elif why == GROW_LATENCY:
             latency = heap.grow(latency)
+        elif why == GROW_SLOTS:
+            slots = rw.grow_rows(slots, slots.shape[0] + 1, False)
+            stack = np.empty(slots.shape[0], dtype=np.int64)
+            stack[: slot_free.shape[0]] = slot_free
+            slot_free = stack
         else:  # GROW_BINS: the last attempt's join and departure are counted here
             bins = rw.grow_rows(bins, progress[P_LEAVE_BIN] + 1, True)
             bins[progress[P_JOIN_BIN], 0] += 1
             bins[progress[P_LEAVE_BIN], 1] += 1
     istate[S_RETRY_N] = ret.ist[calendar.I_SIZE]
-    return rel, ret, jr, bins, latency, int(progress[P_LATENCY])
+    return rel, ret, slots, slot_free, jr, bins, latency, int(progress[P_LATENCY])
+
+
+@hot
+def _slot(slots: np.ndarray, slot_free: np.ndarray, istate: np.ndarray) -> int:
+    """A free row of the slot table (the caller made sure there is one)."""
+    if istate[S_SLOT_FREE] > 0:
+        istate[S_SLOT_FREE] -= 1
+        return int(slot_free[istate[S_SLOT_FREE]])
+    i = istate[S_SLOT_USED]
+    istate[S_SLOT_USED] = i + 1
+    return int(i)
+
+
+@hot
+def _release_slot(slot: int, slot_free: np.ndarray, istate: np.ndarray) -> None:
+    if slot >= 0:
+        slot_free[istate[S_SLOT_FREE]] = slot
+        istate[S_SLOT_FREE] += 1
 
 
 @njit(cache=True)
@@ -176,17 +253,22 @@ def _run(
     adm_kind: int,
     adm_params: np.ndarray,
     adm_state: np.ndarray,
+    adm_room: np.ndarray,
     plc_kind: int,
-    rty_kind: int,
-    rty_params: np.ndarray,
-    service_mean_s: float,
-    join_timeout_s: float,
-    session_mean_s: float,
-    conncap: int,
+    ring_pos: np.ndarray,
+    ring_node: np.ndarray,
+    cli_kind: int,
+    cp: np.ndarray,
+    b_ring: np.ndarray,
+    b_sums: np.ndarray,
+    t_ring: np.ndarray,
+    t_sums: np.ndarray,
+    fp: np.ndarray,
     free: np.ndarray,
     wroom: np.ndarray,
     wn: np.ndarray,
     cn: np.ndarray,
+    flight: np.ndarray,
     c_bs: float,
     c_pool: np.ndarray,
     c_link: np.ndarray,
@@ -205,32 +287,43 @@ def _run(
     r_late: np.ndarray,
     r_far: np.ndarray,
     r_ist: np.ndarray,
+    slots: np.ndarray,
+    slot_free: np.ndarray,
     jr: np.ndarray,
     bins: np.ndarray,
-    bin_s: float,
     istate: np.ndarray,
     counts: np.ndarray,
     latency: np.ndarray,
     progress: np.ndarray,
     load_t: np.ndarray,
     rec: np.ndarray,
-    rng_place: np.random.Generator,
-    rng_service: np.random.Generator,
-    rng_retry: np.random.Generator,
-    rng_session: np.random.Generator,
+    aout: np.ndarray,
+    chosen: np.ndarray,
+    st: np.ndarray,
 ) -> int:
     """The attempts of ``step`` until the tick is done or something must be loaded or grown.
 
-    ``c_*`` are the release calendar's arrays, ``r_*`` the retry calendar's. Returns why it
-    stopped: before an attempt is taken (it may have handed back connections released by then,
-    which the next call would do the same way), or (``GROW_BINS``) after an attempt whose join or
-    departure bin lies beyond ``bins`` (``step`` counts those two).
+    ``c_*`` are the release calendar's arrays, ``r_*`` the retry calendar's, ``b_*``/``t_*`` the
+    retry budget's and the throttle's windows. Returns why it stopped: before an attempt is taken
+    (it may have handed back connections released by then, which the next call would do the same
+    way), or (``GROW_BINS``) after an attempt whose join or departure bin lies beyond ``bins``
+    (``step`` counts those two).
     """
     wcap = wroom.shape[1]
     nrec = istate[S_RECORDED]
     nlat = progress[P_LATENCY]
     ia = progress[P_ARRIVAL]
     na = arrivals.shape[0]
+    service_mean = fp[F_SERVICE_MEAN]
+    join_timeout = fp[F_JOIN_TIMEOUT]
+    session_mean = fp[F_SESSION_MEAN]
+    conncap = fp[F_CONNCAP]
+    bin_s = fp[F_BIN]
+    track = fp[F_TRACK_FLIGHT] > 0.0
+    ratio = cp[retry.P_BUDGET]
+    throttle_k = cp[retry.P_THROTTLE_K]
+    honour = cp[retry.P_HONOUR] > 0.0
+    hashing = plc_kind == placement.CONSISTENT_HASH
     why = DONE
     while True:
         # the next attempt: a new listener or a due retry, whichever comes first
@@ -260,55 +353,120 @@ def _run(
             why = GROW_RECORDS
         elif nlat == latency.shape[0]:
             why = GROW_LATENCY
+        elif istate[S_SLOT_FREE] == 0 and istate[S_SLOT_USED] == slots.shape[0]:
+            why = GROW_SLOTS
         if why != DONE:
             break
+        stage = STAGE_RETRY
         if ia < na and arrivals[ia] <= t_retry:
+            ia += 1
+            slot = -1
             first = t
             k = 1
-            ia += 1
+            deadline = t + retry.patience(cp, st, R_PATIENCE)
+            prev = cp[retry.P_BASE]
+            key = rn.uniform(st, R_PLACEMENT) if hashing else 0.0
         else:
             calendar.take_from(r_cur, r_late, r_ist, rec)
-            first = rec[1]
-            k = int(rec[2]) + 1
-        counts[C_ATTEMPTS] += 1
+            slot = int(rec[1])
+            stage = rec[2]
+            first = slots[slot, SL_FIRST]
+            k = int(slots[slot, SL_K])
+            deadline = slots[slot, SL_DEADLINE]
+            prev = slots[slot, SL_PREV]
+            key = slots[slot, SL_KEY]
+        reason = -1
         fail_t = t
-        reason = admission.admit(adm_kind, adm_params, adm_state, t)
+        hint = 0.0
+        if stage != STAGE_RELEASE:
+            if ratio >= 0.0:  # the retry budget: a retry is sent only within it
+                retry.window_at(b_ring, b_sums, t)
+                if k >= 2 and b_sums[2] + 1.0 > ratio * b_sums[1]:
+                    counts[C_DENIED] += 1
+                    counts[C_ABANDONED] += 1
+                    _release_slot(slot, slot_free, istate)
+                    continue
+                retry.window_add(b_ring, b_sums, 0, 1.0)
+                if k >= 2:
+                    retry.window_add(b_ring, b_sums, 1, 1.0)
+            counts[C_ATTEMPTS] += 1
+            if throttle_k >= 0.0:  # client-side adaptive throttling
+                retry.window_at(t_ring, t_sums, t)
+                req = t_sums[1]
+                p_reject = max(0.0, (req - throttle_k * t_sums[2]) / (req + 1.0))
+                retry.window_add(t_ring, t_sums, 0, 1.0)
+                if rn.uniform(st, R_CLIENT) < p_reject:
+                    reason = reasons.THROTTLED
+            if reason < 0:
+                if track:
+                    istate[S_FLIGHT] = heap.drain(flight, istate[S_FLIGHT], t)
+                in_flight = int(istate[S_FLIGHT])
+                live = int(c_ist[calendar.I_SIZE]) - in_flight
+                code = admission.admit(
+                    adm_kind, adm_params, adm_state, adm_room, t, live, in_flight,
+                    deadline - t, aout,
+                )  # fmt: skip
+                if code == admission.HOLD:
+                    if slot < 0:
+                        slot = _slot(slots, slot_free, istate)
+                    _remember(slots, slot, first, k, deadline, prev, key)
+                    calendar.put(
+                        r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
+                        aout[0], float(slot), STAGE_RELEASE,
+                    )  # fmt: skip
+                    continue
+                if code >= 0:
+                    reason = code
+                    fail_t = aout[0]
+                    hint = aout[1]
         if reason < 0:
             counts[C_ADMITTED] += 1
-            node = placement.choose(plc_kind, cn, rng_place)
+            held = int(c_ist[calendar.I_SIZE])
+            node = placement.choose(
+                plc_kind, cn, st, R_PLACEMENT, int(fp[F_CHOICES]), chosen, held, key,
+                ring_pos, ring_node, fp[F_LOAD_BOUND],
+            )  # fmt: skip
             if cn[node] >= conncap:
                 reason = REJECT_FULL
             else:
-                patience = join_timeout_s
-                service = rng_service.exponential(service_mean_s)
-                outcome, _start, end, wn[node] = queue.offer(
+                patience = min(join_timeout, deadline - t)
+                service = rn.exponential(st, R_SERVICE, service_mean)
+                outcome, start, end, wn[node] = queue.offer(
                     t, patience, service, free[node], wroom[node], wn[node], wcap
                 )
                 release_t = end
                 if outcome == queue.QUEUE_FULL:
                     reason = REJECT_QUEUE
-                elif outcome == queue.TIMEOUT:
-                    reason = REJECT_TIMEOUT
-                    fail_t = end
                 else:
-                    leave = end + rng_session.exponential(session_mean_s)
-                    release_t = leave
-                    jr[nrec, 0] = end
-                    jr[nrec, 1] = leave
-                    nrec += 1
-                    latency[nlat] = end - first
-                    nlat += 1
-                    counts[C_JOINING] += 1
-                    bj = int(end // bin_s)
-                    bl = int(leave // bin_s)
-                    if bl < bins.shape[0]:
-                        bins[bj, 0] += 1
-                        bins[bl, 1] += 1
+                    if track:
+                        istate[S_FLIGHT] = heap.push(flight, istate[S_FLIGHT], end)
+                    if outcome == queue.TIMEOUT:
+                        reason = REJECT_TIMEOUT
+                        fail_t = end
+                        admission.observe(adm_kind, adm_params, adm_state, t, end - t)
                     else:
-                        progress[P_JOIN_BIN] = bj
-                        progress[P_LEAVE_BIN] = bl
-                        why = GROW_BINS
-                if outcome != queue.QUEUE_FULL:
+                        admission.observe(adm_kind, adm_params, adm_state, t, start - t)
+                        if throttle_k >= 0.0:
+                            retry.window_at(t_ring, t_sums, t)
+                            retry.window_add(t_ring, t_sums, 1, 1.0)
+                        leave = end + rn.exponential(st, R_SESSION, session_mean)
+                        release_t = leave
+                        jr[nrec, 0] = end
+                        jr[nrec, 1] = leave
+                        nrec += 1
+                        latency[nlat] = end - first
+                        nlat += 1
+                        counts[C_JOINING] += 1
+                        _release_slot(slot, slot_free, istate)
+                        bj = int(end // bin_s)
+                        bl = int(leave // bin_s)
+                        if bl < bins.shape[0]:
+                            bins[bj, 0] += 1
+                            bins[bl, 1] += 1
+                        else:
+                            progress[P_JOIN_BIN] = bj
+                            progress[P_LEAVE_BIN] = bl
+                            why = GROW_BINS
                     # it holds a connection until it leaves (or gives up)
                     calendar.put(
                         c_bs, c_pool, c_link, c_ring, c_free, c_late, c_far, c_ist,
@@ -317,13 +475,19 @@ def _run(
                     cn[node] += 1
         if reason >= 0:
             counts[C_REJECT + reason] += 1
-            wait = retry.delay(rty_kind, rty_params, k, rng_retry)
-            if wait < 0.0:
+            wait = retry.delay(cli_kind, cp, k, prev, st, R_RETRY)
+            if wait >= 0.0 and honour and hint > wait:
+                wait = hint
+            if wait < 0.0 or fail_t + wait > deadline:
                 counts[C_ABANDONED] += 1
+                _release_slot(slot, slot_free, istate)
             else:
+                if slot < 0:
+                    slot = _slot(slots, slot_free, istate)
+                _remember(slots, slot, first, k + 1, deadline, wait, key)
                 calendar.put(
                     r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
-                    fail_t + wait, first, float(k),
+                    fail_t + wait, float(slot), STAGE_RETRY,
                 )  # fmt: skip
         if why != DONE:
             break
@@ -332,6 +496,17 @@ def _run(
     progress[P_LATENCY] = nlat
     progress[P_ARRIVAL] = ia
     return why
+
+
+@hot
+def _remember(
+    slots: np.ndarray, slot: int, first: float, k: int, deadline: float, prev: float, key: float
+) -> None:
+    slots[slot, SL_FIRST] = first
+    slots[slot, SL_K] = k
+    slots[slot, SL_DEADLINE] = deadline
+    slots[slot, SL_PREV] = prev
+    slots[slot, SL_KEY] = key
 
 
 @njit(cache=True)

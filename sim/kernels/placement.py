@@ -1,37 +1,134 @@
-"""Placement: which edge node an admitted attempt is sent to.
+"""Placement: which edge node an admitted attempt is sent to (``docs/policies.md``).
 
 ``choose`` looks at the connections each node holds at the attempt's time (``cn``: the pipeline
-has handed back every connection released by then) and returns a node index.
+has handed back every connection released by then) and returns a node index. Draws come from
+stream ``i`` of the ``sim.kernels.rng`` state ``st``.
 
-- ``RANDOM``: a uniformly random node.
-- ``POWER_OF_TWO``: two distinct random nodes, the one holding fewer connections (the first on a
-  tie).
+- ``RANDOM``: a uniformly random node. With one node no policy draws anything.
+- ``POWER_OF_TWO``: ``POWER_OF_D`` with d = 2.
+- ``POWER_OF_D``: ``d`` distinct uniform nodes (the m-th draw ``integers(n − m)`` picks among the
+  nodes not drawn yet, in index order), the one holding fewest connections (the earliest drawn on
+  a tie); with d >= n, ``LEAST_LOADED``.
 - ``LEAST_LOADED``: the node holding the fewest connections (the lowest index on a tie); it looks
   at every node, so it costs O(nodes) per attempt.
+- ``CONSISTENT_HASH``: consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam,
+  2018). Each node has points on the ring [0, 1) (``ring``, sorted, from ``hash_ring``); a person's
+  key, drawn once, finds the first point at or after it, and the walk goes on clockwise past
+  nodes that hold ``ceil(load_bound · (H + 1) / n)`` connections or more (``H`` the fleet's total).
 
-Adding a policy: a new kind constant, a branch here and a Python class in ``sim/policies.py``.
+Adding a policy: a new kind constant, a branch here and a name in ``PLACEMENT`` of
+``sim/policies/__init__.py``.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from numba import njit
+
+from sim.kernels import hot
+from sim.kernels import rng as rn
 
 RANDOM = 0
 POWER_OF_TWO = 1
 LEAST_LOADED = 2
+POWER_OF_D = 3
+CONSISTENT_HASH = 4
+
+RING_SEED = 20230524  # the ring's points are infrastructure: the same for every run
 
 
-@njit(cache=True)
-def choose(kind: int, cn: np.ndarray, rng: np.random.Generator) -> int:
-    """Pick a node; ``cn`` holds the connections each node holds now."""
+def hash_ring(nodes: int, vnodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(positions, node)`` of ``vnodes`` points per node on [0, 1), sorted by position."""
+    gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence([RING_SEED, nodes, vnodes])))
+    pos = gen.random(nodes * vnodes)
+    owner = np.repeat(np.arange(nodes, dtype=np.int64), vnodes)
+    order = np.argsort(pos, kind="stable")
+    return pos[order], owner[order]
+
+
+@hot
+def least_loaded(cn: np.ndarray) -> int:
+    best = 0
+    for j in range(1, cn.shape[0]):
+        if cn[j] < cn[best]:
+            best = j
+    return best
+
+
+@hot
+def power_of_d(cn: np.ndarray, d: int, st: np.ndarray, i: int, chosen: np.ndarray) -> int:
+    """``d`` distinct uniform nodes, the least loaded (``chosen``: scratch of ``d`` ints)."""
     n = cn.shape[0]
-    if kind == RANDOM or n == 1:
-        return int(rng.integers(0, n))
-    if kind == POWER_OF_TWO:
-        i = int(rng.integers(0, n))
-        j = int(rng.integers(0, n - 1))
-        if j >= i:
+    best = -1
+    for m in range(d):
+        x = rn.integers(st, i, n - m)
+        # the x-th node not chosen yet: chosen[:m] is kept sorted
+        j = 0
+        while j < m and chosen[j] <= x:
+            x += 1
             j += 1
-        return i if cn[i] <= cn[j] else j
-    return int(np.argmin(cn))
+        for q in range(m, j, -1):
+            chosen[q] = chosen[q - 1]
+        chosen[j] = x
+        if best < 0 or cn[x] < cn[best]:
+            best = x
+    return best
+
+
+@hot
+def bounded_hash(
+    cn: np.ndarray,
+    held: int,
+    key: float,
+    ring_pos: np.ndarray,
+    ring_node: np.ndarray,
+    load_bound: float,
+) -> int:
+    """The first node clockwise from ``key`` under the load bound (every node is, eventually)."""
+    n = cn.shape[0]
+    bound = math.ceil(load_bound * (held + 1) / n)
+    m = ring_pos.shape[0]
+    lo, hi = 0, m
+    while lo < hi:  # the first point at or after the key
+        mid = (lo + hi) >> 1
+        if ring_pos[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    for s in range(m):
+        node = ring_node[(lo + s) % m]
+        if cn[node] < bound:
+            return int(node)
+    return least_loaded(cn)
+
+
+@hot
+def choose(
+    kind: int,
+    cn: np.ndarray,
+    st: np.ndarray,
+    i: int,
+    d: int,
+    chosen: np.ndarray,
+    held: int,
+    key: float,
+    ring_pos: np.ndarray,
+    ring_node: np.ndarray,
+    load_bound: float,
+) -> int:
+    """Pick a node; ``cn`` holds the connections each node holds now (``held`` in all)."""
+    n = cn.shape[0]
+    if n == 1:
+        return 0
+    if kind == RANDOM:
+        return rn.integers(st, i, n)
+    if kind == POWER_OF_TWO:
+        return power_of_d(cn, 2, st, i, chosen)
+    if kind == POWER_OF_D:
+        if d >= n:
+            return least_loaded(cn)
+        return power_of_d(cn, d, st, i, chosen)
+    if kind == CONSISTENT_HASH:
+        return bounded_hash(cn, held, key, ring_pos, ring_node, load_bound)
+    return least_loaded(cn)

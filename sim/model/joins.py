@@ -1,8 +1,9 @@
 """The join pipeline component: admission, placement, join queues, retries and the listener count.
 
-It owns the state that outlives a tick (the admission policy's state, the retry calendar, the
-records of joins and departures, their counts per tick) and hands each tick's attempts to the numba
-kernel ``sim.kernels.pipeline.step``; ``advance`` then counts the tick's joins and departures.
+It owns the state that outlives a tick (the admission policy's state and hold queue, the client's
+windows, the retry calendar and the people's slots, the in-flight joins, the records of joins and
+departures, their counts per tick) and hands each tick's attempts to the numba kernel
+``sim.kernels.pipeline.step``; ``advance`` then counts the tick's joins and departures.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.kernels import calendar, pipeline, tally
+from sim.kernels import admission, calendar, heap, pipeline, placement, retry, tally
 from sim.model.fleet import EdgeFleet
 from sim.policies import PLACEMENT, AdmissionConfig, ClientConfig
 
@@ -26,24 +27,43 @@ class JoinPipeline:
     def __init__(
         self,
         fleet: EdgeFleet,
-        admission: AdmissionConfig,
+        admission_cfg: AdmissionConfig,
         client: ClientConfig,
         session_mean_s: float,
-        rngs: dict[str, np.random.Generator],
+        states: np.ndarray,
         tick_s: float = 1.0,
     ) -> None:
         self.fleet = fleet
         self.tick_s = tick_s
-        self.adm_kind, self.adm_params = admission.kernel()
-        # token-bucket style state: (tokens, last time); a bucket starts full
-        burst = float(self.adm_params[1]) if self.adm_params.size > 1 else 0.0
-        self.adm_state = np.array([burst, 0.0], dtype=np.float64)
-        self.rty_kind, self.rty_params = client.kernel()
-        self.plc_kind = PLACEMENT[fleet.cfg.placement]
-        self.session_mean_s = session_mean_s
-        self.rngs = rngs
-        # retries: (time, first attempt, failed attempts)
+        pc = fleet.cfg
+        self.adm_kind, self.adm_params = admission_cfg.kernel()
+        self.adm_state, self.adm_room = admission.new_state(self.adm_kind, self.adm_params)
+        self.cli_kind, self.cli_params = client.kernel()
+        self.budget = retry.window(self.cli_params[retry.P_BUDGET_WINDOW])
+        self.throttle = retry.window(self.cli_params[retry.P_THROTTLE_WINDOW])
+        self.plc_kind = PLACEMENT[pc.placement]
+        if self.plc_kind == placement.CONSISTENT_HASH:
+            self.ring_pos, self.ring_node = placement.hash_ring(pc.nodes, pc.placement_vnodes)
+        else:
+            self.ring_pos, self.ring_node = np.zeros(1), np.zeros(1, dtype=np.int64)
+        track = admission.needs_in_flight(self.adm_kind)
+        fp = np.zeros(pipeline.N_PLATFORM)
+        fp[pipeline.F_SERVICE_MEAN] = pc.join_service_mean_s
+        fp[pipeline.F_JOIN_TIMEOUT] = pc.join_timeout_s
+        fp[pipeline.F_SESSION_MEAN] = session_mean_s
+        fp[pipeline.F_CONNCAP] = pc.connections_per_node
+        fp[pipeline.F_BIN] = tick_s
+        fp[pipeline.F_LOAD_BOUND] = pc.placement_load_bound
+        fp[pipeline.F_CHOICES] = pc.placement_choices
+        fp[pipeline.F_TRACK_FLIGHT] = 1.0 if track else 0.0
+        self.fp = fp
+        # every join in flight waits or is served on a node: at most workers + queue per node
+        self.flight = np.zeros(pc.nodes * (pc.join_workers + pc.join_queue_cap) if track else 1)
+        self.states = states
+        # retries and waiting-room releases: (time, slot, stage)
         self.ret: Any = calendar.new(3, RETRY_BUCKET_S, slots=RETRY_SLOTS)
+        self.slots = np.zeros((_INITIAL, pipeline.N_SLOT))
+        self.slot_free = np.zeros(_INITIAL, dtype=np.int64)
         self.jr = np.zeros((_INITIAL, 2))  # joins: (join time, departure time), appended
         self.bins = np.zeros((_INITIAL, 2), dtype=np.int64)  # joins, departures per tick
         self.latency = np.zeros(_INITIAL)
@@ -62,40 +82,24 @@ class JoinPipeline:
         if abs(k * self.tick_s - t_end) > 1e-9 * max(1.0, abs(t_end)):
             raise ValueError(f"t_end = {t_end} is not a multiple of tick_s = {self.tick_s}")
         f = self.fleet
-        cfg = f.cfg
-        r = self.rngs
-        (f.rel, self.ret, self.jr, self.bins, self.latency, n) = pipeline.step(
-            t_end,
-            arrivals,
-            self.adm_kind,
-            self.adm_params,
-            self.adm_state,
-            self.plc_kind,
-            self.rty_kind,
-            self.rty_params,
-            cfg.join_service_mean_s,
-            cfg.join_timeout_s,
-            self.session_mean_s,
-            cfg.connections_per_node,
-            f.free,
-            f.wroom,
-            f.wn,
-            f.cn,
-            f.rel,
-            self.ret,
-            self.jr,
-            self.bins,
-            self.tick_s,
-            self.istate,
-            counts,
-            self.latency,
-            r["placement"],
-            r["service"],
-            r["retry"],
-            r["session"],
-        )
+        (f.rel, self.ret, self.slots, self.slot_free, self.jr, self.bins, self.latency, n) = (
+            pipeline.step(
+                t_end, arrivals, self.adm_kind, self.adm_params, self.adm_state, self.adm_room,
+                self.plc_kind, self.ring_pos, self.ring_node, self.cli_kind, self.cli_params,
+                self.budget, self.throttle, self.fp, f.free, f.wroom, f.wn, f.cn, self.flight,
+                f.rel, self.ret, self.slots, self.slot_free, self.jr, self.bins, self.istate,
+                counts, self.latency, self.states,
+            )
+        )  # fmt: skip
         tally.advance(t_end, self.tick_s, self.bins, self.istate, counts)
         return self.latency[:n].copy()
+
+    def drain_held(self, t: float) -> int:
+        """People held in the waiting room at ``t`` (those who left by ``t`` forgotten)."""
+        if self.adm_kind != admission.WAITING_ROOM:
+            return 0
+        self.adm_state[1] = heap.drain(self.adm_room, int(self.adm_state[1]), t)
+        return int(self.adm_state[1])
 
     @property
     def pending_retries(self) -> int:

@@ -2,8 +2,9 @@
 
 Each tick appends one row: the counters the kernels wrote for the tick (arrivals, attempts,
 admissions, rejections by reason, joins, departures, abandonments), the state at the tick's end
-(concurrent listeners, waiting attempts, connections held, nodes up) and the join-latency quantiles
-of the attempts that will join. Column names carry their units (``_s``) or are counts.
+(concurrent listeners, waiting attempts, connections held, nodes up, people held in the waiting
+room) and the join-latency quantiles of the attempts that will join; ``trying`` (people who
+arrived and have neither joined nor given up) follows from the counters. Column names carry their units (``_s``) or are counts.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ COUNTERS = {
     "abandoned": pipeline.C_ABANDONED,
     "joined": pipeline.C_JOINED,
     "left": pipeline.C_LEFT,
+    "retries_denied": pipeline.C_DENIED,
+    "reconnects": pipeline.C_RECONNECTS,
+    "dropped": pipeline.C_DROPPED,
 } | {f"rejected_{r}": pipeline.C_REJECT + i for i, r in enumerate(pipeline.REASONS)}
-STATE = ("concurrent", "waiting", "connections", "nodes_up", "retries_pending")
+STATE = ("concurrent", "waiting", "connections", "nodes_up", "retries_pending", "held")
 QUANTILES = {"join_latency_p50_s": 0.5, "join_latency_p99_s": 0.99}
 _QS = np.array(list(QUANTILES.values()))
 
@@ -86,6 +90,9 @@ class Metrics:
         out: dict[str, np.ndarray] = {"t_s": np.array(self.t_s, dtype=np.float64)}
         out |= {k: rows[:, i] for k, i in COUNTERS.items()}
         out |= {k: np.array(v, dtype=np.int64) for k, v in self.state.items()}
+        # people who arrived or reconnected and have neither joined nor given up, at the tick end
+        came = np.cumsum(out["arrivals"] + out["reconnects"])
+        out["trying"] = came - np.cumsum(out["joining"] + out["abandoned"])
         per_tick = segment_quantiles(
             self.all_latencies(), np.array(self.latency_counts, dtype=np.int64), _QS
         )

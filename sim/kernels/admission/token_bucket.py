@@ -1,16 +1,9 @@
-"""Admission at the room's control plane: which join attempts may go on to an edge node.
+"""Token bucket admission: one global bucket in front of the fleet, exact at every attempt.
 
-Policies are numbered kinds with a parameter vector and a small float state vector, so the fused
-pipeline kernel can dispatch on them without Python objects. ``admit`` returns ``-1`` when the
-attempt is admitted, otherwise the rejection reason code it earns (``REJECT_BUCKET``).
-
-- ``NONE``: every attempt is admitted.
-- ``TOKEN_BUCKET``: params ``(rate_per_s, burst)``, state ``(tokens, last_t)``. Tokens refill
-  continuously at ``rate_per_s`` up to ``burst``; an attempt takes one token or is rejected. The
-  bucket is exact: it is evaluated at every attempt's own timestamp.
-
-Adding a policy: a new kind constant, a branch in ``admit`` and a Python class in
-``sim/policies.py`` that names it.
+Params ``(rate_per_s, burst)``, state ``(tokens, last_t)``. Tokens refill continuously at
+``rate_per_s`` up to ``burst``; an attempt takes one whole token or is rejected (``bucket``). The
+bucket is evaluated at every attempt's own timestamp, so it does not depend on the tick length.
+The same arithmetic serves the AIMD policy, whose rate changes between windows (``take``).
 """
 
 from __future__ import annotations
@@ -18,26 +11,27 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.kernels import hot
+from sim.kernels import hot, reasons
 
-NONE = 0
-TOKEN_BUCKET = 1
-
-REJECT_BUCKET = 0
+ADMIT = -1
 
 
 @hot
-def admit(kind: int, params: np.ndarray, state: np.ndarray, t: float) -> int:
-    """Decide one attempt at time ``t``; ``-1`` admits, otherwise a rejection reason code."""
-    if kind == TOKEN_BUCKET:
-        tokens = min(params[1], state[0] + params[0] * (t - state[1]))
-        state[1] = t
-        if tokens >= 1.0:
-            state[0] = tokens - 1.0
-            return -1
-        state[0] = tokens
-        return REJECT_BUCKET
-    return -1
+def take(rate: float, burst: float, state: np.ndarray, t: float) -> bool:
+    """Refill ``state = (tokens, last_t)`` at ``rate`` up to ``burst`` by ``t``; take a token."""
+    tokens = min(burst, state[0] + rate * (t - state[1]))
+    state[1] = t
+    if tokens >= 1.0:
+        state[0] = tokens - 1.0
+        return True
+    state[0] = tokens
+    return False
+
+
+@hot
+def admit(params: np.ndarray, state: np.ndarray, t: float) -> int:
+    """``-1`` admits the attempt at ``t``; otherwise ``reasons.BUCKET``."""
+    return ADMIT if take(params[0], params[1], state, t) else reasons.BUCKET
 
 
 @njit(cache=True)
@@ -46,7 +40,7 @@ def _token_bucket(
 ) -> None:
     params = np.array([rate, burst])
     for i in range(times.shape[0]):
-        out[i] = admit(TOKEN_BUCKET, params, state, times[i]) < 0
+        out[i] = admit(params, state, times[i]) < 0
 
 
 def token_bucket(
