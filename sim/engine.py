@@ -203,5 +203,9 @@ def _warm_up(cfg: Config) -> None:
 
 
 def simulate(cfg: Config, on_progress: Callable[[float], None] | None = None) -> RunResult:
-    """Build the engine for ``cfg`` and run it."""
+    """Build the engine ``cfg.engine.kind`` names for ``cfg`` and run it."""
+    if cfg.engine.kind == "reference":
+        from sim.reference import simulate as simulate_reference
+
+        return simulate_reference(cfg, on_progress)
     return Engine(cfg).run(on_progress)

@@ -30,8 +30,10 @@ import numba
 def _cache_dir() -> str:
     here = Path(__file__).resolve().parent
     digest = hashlib.sha1(usedforsecurity=False)
-    for source in sorted(here.glob("*.py")):
-        digest.update(source.name.encode())
+    for source in sorted(here.rglob("*.py")):  # the policy packages too (admission/)
+        if "__nbcache__" in source.parts:
+            continue
+        digest.update(str(source.relative_to(here)).encode())
         digest.update(source.read_bytes())
     base = os.environ.get("NUMBA_CACHE_DIR") or (
         str(here / "__nbcache__")
