@@ -3,7 +3,8 @@
 The kernel is driven the way the engine drives it (``EdgeFleet`` + ``JoinPipeline``, one ``step``
 per tick, the named streams of ``sim.streams``), the twin (``tests.twins.pipeline``) is given the
 same arrivals and identically seeded generators, and every per-tick counter, every join latency,
-the fleet snapshot at each tick end and the concurrency peak must agree exactly.
+the fleet snapshot at each tick end and the concurrency peak must agree exactly, for every
+admission, client and placement policy of ``docs/policies.md``.
 """
 
 from __future__ import annotations
@@ -22,17 +23,25 @@ from sim.model import joins
 from sim.model.fleet import EdgeFleet
 from sim.model.joins import JoinPipeline
 from sim.model.metrics import COUNTERS
-from sim.policies import (
-    PLACEMENT,
-    AdmissionConfig,
-    ClientConfig,
-    ConstantRetry,
-    FullJitter,
+from sim.kernels import placement as k_placement
+from sim.policies import PLACEMENT, AdmissionConfig, ClientConfig
+from sim.policies.admission import (
+    Aimd,
+    ConcurrencyCap,
+    Credit,
     NoAdmission,
-    NoRetry,
     TokenBucket,
+    WaitingRoom,
 )
-from sim.streams import streams
+from sim.policies.client import (
+    ConstantRetry,
+    DecorrelatedJitter,
+    Exponential,
+    FullJitter,
+    ImmediateRetry,
+    NoRetry,
+)
+from sim.streams import states
 from tests.twins import pipeline as twin
 from tests.twins import policies as twin_policies
 
@@ -86,6 +95,53 @@ CASES = {
         session_mean_s=10.0,
         seed=16,
     ),
+    "power_of_d": replace(
+        BASE, platform=replace(SMALL_FLEET, nodes=7, placement="power_of_d", placement_choices=3),
+        seed=18,
+    ),
+    "consistent_hash": replace(
+        BASE, platform=replace(SMALL_FLEET, nodes=5, placement="consistent_hash"), seed=19
+    ),
+    "concurrency_cap": replace(
+        BASE,
+        admission=ConcurrencyCap(max_listeners=60, max_joins_in_flight=12, retry_after_s=1.5),
+        seed=20,
+    ),
+    "waiting_room": replace(
+        BASE,
+        admission=WaitingRoom(release_per_s=25.0, max_wait_s=30.0, capacity=400, retry_after_s=4),
+        client=replace(JITTER, patience="exponential", patience_mean_s=40.0),
+        seed=21,
+    ),
+    "aimd": replace(
+        BASE,
+        admission=Aimd(target_delay_s=0.3, window_s=0.5, initial_rate_per_s=30, increase_per_s=3),
+        client=DecorrelatedJitter(max_attempts=8, base_s=0.25, cap_s=10.0),
+        seed=22,
+    ),
+    "credit": replace(
+        BASE,
+        admission=Credit(target_delay_s=0.3, window_s=0.5, initial_credits=8, min_credits=2),
+        client=Exponential(max_attempts=5, base_s=0.2, cap_s=5.0),
+        seed=23,
+    ),
+    "retry_budget": replace(
+        BASE, client=replace(JITTER, retry_budget=0.2, budget_window_s=5), seed=24
+    ),
+    "adaptive_throttle": replace(
+        BASE,
+        admission=NoAdmission(),
+        client=replace(JITTER, throttle_k=1.2, throttle_window_s=10),
+        seed=25,
+    ),
+    "lognormal_patience": replace(
+        BASE,
+        client=replace(JITTER, patience="lognormal", patience_mean_s=6.0, patience_cv=1.5),
+        seed=26,
+    ),
+    "immediate_fixed_patience": replace(
+        BASE, client=ImmediateRetry(max_attempts=4, patience="fixed", patience_mean_s=1.0), seed=27
+    ),
 }
 
 
@@ -100,6 +156,10 @@ def twin_setup(case: Case) -> twin.Setup:
     p = case.platform
     adm_kind, adm_params = case.admission.kernel()
     rty_kind, rty_params = case.client.kernel()
+    ring: tuple[tuple[float, int], ...] = ()
+    if p.placement == "consistent_hash":
+        pos, owner = k_placement.hash_ring(p.nodes, p.placement_vnodes)
+        ring = tuple(zip(pos.tolist(), owner.tolist(), strict=True))
     return twin.Setup(
         nodes=p.nodes,
         join_workers=p.join_workers,
@@ -113,6 +173,9 @@ def twin_setup(case: Case) -> twin.Setup:
         admission_params=tuple(adm_params.tolist()),
         retry=rty_kind,
         retry_params=tuple(rty_params.tolist()),
+        placement_choices=p.placement_choices,
+        placement_load_bound=p.placement_load_bound,
+        ring=ring,
     )
 
 
@@ -141,7 +204,7 @@ def run_kernel(
     """Drive ``JoinPipeline`` like the engine: ticks ``k·tick_s`` until ``until`` or idle."""
     fleet = EdgeFleet(case.platform)
     pipe = JoinPipeline(
-        fleet, case.admission, case.client, case.session_mean_s, streams(case.seed), tick_s=tick_s
+        fleet, case.admission, case.client, case.session_mean_s, states(case.seed), tick_s=tick_s
     )
     last = float(arrivals[-1]) if arrivals.size else 0.0
     run = KernelRun([], [], [], [], [], [], 0, 0.0, pipe)
@@ -171,7 +234,7 @@ def run_kernel(
 
 
 def run_twin(case: Case, arrivals: np.ndarray, tick_ends: list[float]) -> twin.Result:
-    return twin.simulate(twin_setup(case), arrivals.tolist(), tick_ends, streams(case.seed))
+    return twin.simulate(twin_setup(case), arrivals.tolist(), tick_ends, states(case.seed).tolist())
 
 
 def assert_same(kern: KernelRun, ref: twin.Result, *, snapshots: bool = True) -> None:
@@ -191,7 +254,8 @@ def assert_same(kern: KernelRun, ref: twin.Result, *, snapshots: bool = True) ->
             sum(1 for a in ref.attempts if a.t < t and a.retry_t is not None and a.retry_t >= t)
             for t in ref.tick_ends
         ]
-        assert kern.pending == pending
+        if not any(a.placed_t is not None and a.placed_t > a.t for a in ref.attempts):
+            assert kern.pending == pending  # (held attempts are pending too: not counted here)
 
 
 # --------------------------------------------------------------------------- kernel == twin
@@ -210,7 +274,7 @@ def test_base_case_matches_the_twin_with_all_four_reasons(
     kern, ref = base_runs
     assert_same(kern, ref)
     totals = kern.totals()
-    for reason in twin.REASONS:
+    for reason in ("bucket", "full", "queue", "timeout"):
         assert totals[f"rejected_{reason}"] > 0, totals
     # conservation: every listener joins or abandons, every attempt joins or is rejected
     assert totals["arrivals"] == arrivals_count(ref) == totals["joining"] + totals["abandoned"]
@@ -247,6 +311,22 @@ def test_policy_variant_matches_the_twin(name: str) -> None:
         assert totals["admitted"] == totals["attempts"]
     max_attempts = int(case.client.kernel()[1][0])
     assert max(a.k for a in ref.attempts) <= max_attempts
+    for counter in EXERCISES.get(name, ()):  # the case reaches what it is there for
+        assert totals[counter] > 0, (name, counter, totals)
+    assert totals["arrivals"] == totals["joining"] + totals["abandoned"]
+    rejected = sum(totals[f"rejected_{r}"] for r in twin.REASONS)
+    assert totals["attempts"] == totals["joining"] + rejected
+
+
+EXERCISES = {
+    "concurrency_cap": ("rejected_cap",),
+    "waiting_room": ("rejected_hold_timeout", "rejected_hold_full"),
+    "aimd": ("rejected_shed", "rejected_timeout"),
+    "credit": ("rejected_no_credit",),
+    "retry_budget": ("retries_denied",),
+    "adaptive_throttle": ("rejected_throttled",),
+    "lognormal_patience": ("rejected_timeout",),
+}
 
 
 def test_every_listener_leaves_and_the_run_ends_idle(
@@ -309,75 +389,6 @@ def test_join_pipeline_grows_its_buffers_from_one_entry(
         if slots is not None:  # most records waited beyond the ring, in the far heap
             assert c.far.shape[0] > far_rows
     assert_same(kern, run_twin(case, arrivals, kern.tick_ends))
-
-
-def test_step_called_directly_grows_one_entry_buffers() -> None:
-    """``pipeline.step``/``advance`` with 1-entry buffers and 1-block calendars built here."""
-    case = BASE
-    s = twin_setup(case)
-    arrivals = surge(case.seed)
-    horizon = 400.0
-    rngs = streams(case.seed)
-    p = case.platform
-    free = np.zeros((p.nodes, p.join_workers))
-    wroom = np.zeros((p.nodes, p.join_queue_cap))
-    wn = np.zeros(p.nodes, dtype=np.int64)
-    cn = np.zeros(p.nodes, dtype=np.int64)
-    rel = calendar.new(2, fleet_module.RELEASE_BUCKET_S, slots=fleet_module.RELEASE_SLOTS, blocks=1)
-    ret = calendar.new(3, joins.RETRY_BUCKET_S, slots=joins.RETRY_SLOTS, blocks=1)
-    assert rel.pool.shape[0] == ret.pool.shape[0] == calendar.BLOCK
-    jr, bins = np.zeros((1, 2)), np.zeros((1, 2), dtype=np.int64)
-    latency = np.zeros(1)
-    istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
-    adm_state = np.array([s.admission_params[1], 0.0])
-    counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
-    rel, ret, jr, bins, latency, n = pipeline.step(
-        horizon,
-        arrivals,
-        s.admission,
-        np.array(s.admission_params),
-        adm_state,
-        s.placement,
-        s.retry,
-        np.array(s.retry_params),
-        s.join_service_mean_s,
-        s.join_timeout_s,
-        s.session_mean_s,
-        p.connections_per_node,
-        free,
-        wroom,
-        wn,
-        cn,
-        rel,
-        ret,
-        jr,
-        bins,
-        horizon,
-        istate,
-        counts,
-        latency,
-        rngs["placement"],
-        rngs["service"],
-        rngs["retry"],
-        rngs["session"],
-    )
-    # before ``advance`` every join of the run is recorded and pending; one bin spans the run
-    assert istate[pipeline.S_JOIN_N] == n == counts[pipeline.C_JOINING] > 16
-    assert istate[pipeline.S_RECORDED] == n
-    assert min(a.shape[0] for a in (jr, latency)) > 1
-    # both calendars needed more than their one block
-    assert rel.pool.shape[0] > calendar.BLOCK and ret.pool.shape[0] > calendar.BLOCK
-    tally.advance(horizon, horizon, bins, istate, counts)
-    assert istate[pipeline.S_JOIN_N] == 0
-    ref = run_twin(case, arrivals, [horizon])
-    assert {c: int(counts[i]) for c, i in COUNTERS.items()} == ref.ticks[0]
-    assert latency[:n].tolist() == ref.latencies[0]
-    assert tally.peak(jr[:n], bins, horizon) == (ref.peak, ref.peak_t)
-    assert istate[pipeline.S_CONCURRENT] == 0
-    assert istate[pipeline.S_RETRY_N] == calendar.size(ret) == ref.pending_retries == 0
-    rel, waiting, held = pipeline.fleet_snapshot(horizon, wroom, wn, cn, rel)
-    assert (waiting, held) == (0, 0) == ref.snapshot(horizon)
-    assert calendar.size(rel) == 0 and cn.tolist() == [0] * p.nodes
 
 
 # --------------------------------------------------------------------------- fleet snapshot
@@ -481,7 +492,16 @@ def tiny_run(
 
 
 def first_draws(seed: int, name: str, n: int, mean: float) -> list[float]:
-    return streams(seed)[name].exponential(mean, n).tolist()
+    rng = twin.rngs_of(states(seed).tolist())[name]
+    return [rng.exponential(mean) for _ in range(n)]
+
+
+def stream_after(seed: int, name: str, n: int, mean: float) -> list[int]:
+    """The state of stream ``name`` after ``n`` exponential draws."""
+    rng = twin.rngs_of(states(seed).tolist())[name]
+    for _ in range(n):
+        rng.exponential(mean)
+    return rng.s
 
 
 def test_two_arrivals_no_waiting_room_second_is_rejected_queue() -> None:
@@ -497,9 +517,8 @@ def test_two_arrivals_no_waiting_room_second_is_rejected_queue() -> None:
     assert (kern.peak, kern.peak_t) == (1, s1)
     assert ref.attempts[0].leave_t == s1 + z1
     # the service of the rejected attempt was drawn too (before the queue refused it)
-    rng = streams(case.seed)["service"]
-    rng.exponential(1 / 6, 2)
-    assert kern.pipe.rngs["service"].random() == rng.random()
+    after = stream_after(case.seed, "service", 2, 1 / 6)
+    assert kern.pipe.states[pipeline.R_SERVICE].tolist() == after
 
 
 def test_timeout_leaves_at_patience_and_holds_its_connection_until_then() -> None:
@@ -577,9 +596,8 @@ def test_connection_cap_rejects_full_without_drawing_a_service_time() -> None:
     kern, ref = tiny_run(case, [0.0, 0.5, 0.7])
     assert [a.outcome for a in ref.attempts] == ["joined", "full", "full"]
     assert kern.totals()["rejected_full"] == 2
-    rng = streams(case.seed)["service"]
-    rng.exponential(1 / 6)  # one draw only, for the attempt that joined
-    assert kern.pipe.rngs["service"].random() == rng.random()
+    after = stream_after(case.seed, "service", 1, 1 / 6)  # one draw, for the attempt that joined
+    assert kern.pipe.states[pipeline.R_SERVICE].tolist() == after
 
 
 def test_empty_bucket_rejects_bucket() -> None:

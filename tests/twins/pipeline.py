@@ -4,24 +4,30 @@ It restates the design of ``sim.kernels.pipeline`` (its module docstring) withou
 parallel arrays or ticks, so that the kernel can be checked against it number for number:
 
 - Attempts are handled one at a time in time order: every new listener's first attempt and every
-  retry sit in one event list, ordered by time (a first attempt before a retry at the same time,
-  retries at the same time in the order they were scheduled). Only attempts before the horizon (the
-  last tick end) are handled; later retries stay pending.
-- An attempt is first put to the admission policy (``bucket`` when rejected), then the placement
-  policy picks a node. The node refuses it (``full``) when it holds ``connections_per_node``
+  retry or waiting-room release sit in one event list, ordered by time (a first attempt before a
+  retry at the same time, retries at the same time in the order they were scheduled). Only
+  attempts before the horizon (the last tick end) are handled; later retries stay pending.
+- A person draws their patience at their first attempt. A retry coming due may be denied by the
+  retry budget (the person abandons; not an attempt); the client's throttle may reject an attempt
+  locally (``throttled``). The attempt is then put to the admission policy
+  (``tests.twins.policies.Admission``), which may admit it, hold it until a release time (it comes
+  back as an event, admitted) or reject it; then the placement policy picks a node. The node refuses it (``full``) when it holds ``connections_per_node``
   connections at that instant. Otherwise it takes a connection and enters the node's FIFO join
   queue, which has ``join_workers`` workers: the attempt would start at the later of its arrival and
   the earliest time a worker is free. If it would have to wait while ``join_queue_cap`` attempts are
   already waiting, it is refused (``queue``, and it takes no connection). If it would wait longer
-  than ``join_timeout_s``, it waits that long, gives up (``timeout``) and hands its connection back,
-  never taking a worker. Otherwise a worker serves it and it joins at the end of its service; the
+  than its patience there, ``min(join_timeout_s, deadline - t)``, it waits that long, gives up
+  (``timeout``) and hands its connection back, never taking a worker. Otherwise a worker serves it and it joins at the end of its service; the
   listener stays for an exponential session and hands the connection back when it leaves.
-- A failed attempt ``k`` asks the retry policy for a wait: the next attempt comes that long after
-  the failure (the attempt time, or the give-up time for a timeout), or the listener abandons.
-- Random numbers, in the kernel's order: per attempt, the placement draws; then, unless the node is
-  full, the service time; then, if it joins, the session length; then, if it failed, the retry wait.
-  Every draw is made while the attempt is handled (the session length and the retry wait after a
-  timeout too, although they are used later).
+- A failed attempt ``k`` asks the backoff for a wait (at least the rejection's retry-after hint
+  when the client honours it): the next attempt comes that long after the failure (the attempt
+  time, or the give-up time for a timeout), or the listener abandons (no attempts left, or the
+  next one would come after their deadline).
+- Random numbers, each stream in the kernel's order: per new listener, the patience and (for
+  consistent hashing) the key; per attempt, the throttle draw, the placement draws; then, unless
+  the node is full, the service time; then, if it joins, the session length; then, if it failed,
+  the backoff wait. Every draw is made while the attempt is handled (the session length and the
+  retry wait after a timeout too, although they are used later).
 
 Ticks only matter for reporting: each attempt, join and departure is counted in the tick that
 contains its time (``[previous end, end)``); abandonments and rejections in the tick of the failed
@@ -38,8 +44,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tests.twins import policies
+from tests.twins.rng import Xoshiro128ss
 
-REASONS = ("bucket", "full", "queue", "timeout")
+REASONS = policies.REASONS
 COUNTERS = (
     "arrivals",
     "attempts",
@@ -48,11 +55,15 @@ COUNTERS = (
     "abandoned",
     "joined",
     "left",
+    "retries_denied",
+    "reconnects",
+    "dropped",
     *(f"rejected_{r}" for r in REASONS),
 )
 
 FIRST_ATTEMPT = 0  # event priority: a new listener's attempt comes before a retry at the same time
 RETRY = 1
+STREAMS = ("placement", "service", "retry", "session", "patience", "client", "reconnect")
 
 
 @dataclass
@@ -71,22 +82,27 @@ class Setup:
     admission_params: tuple[float, ...]
     retry: int
     retry_params: tuple[float, ...]
+    placement_choices: int = 2
+    placement_load_bound: float = 1.25
+    ring: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass
 class Attempt:
     """One attempt and what became of it."""
 
-    t: float
+    t: float  # when it was made
     first: float  # the listener's first attempt
     k: int  # 1 for the first attempt
-    outcome: str  # "joined" or a rejection reason
-    node: int = -1  # -1 when the bucket rejected it
-    wait_until: float | None = None  # it sits in the waiting room over [t, wait_until)
-    conn_until: float | None = None  # it holds a connection over [t, conn_until)
+    outcome: str = ""  # "joined", "held" (until placed), or a rejection reason
+    placed_t: float | None = None  # when it went on to placement (``t``, or its release)
+    node: int = -1  # -1 when it never reached a node
+    wait_until: float | None = None  # it sits in the waiting room over [placed_t, wait_until)
+    conn_until: float | None = None  # it holds a connection over [placed_t, conn_until)
     join_t: float | None = None
     leave_t: float | None = None
     retry_t: float | None = None  # when its next attempt comes (None: joined or abandoned)
+    abandoned: bool = False
 
 
 @dataclass
@@ -102,7 +118,7 @@ class Result:
     tick_ends: list[float]
     ticks: list[dict[str, int]]  # per tick: the counters
     latencies: list[list[float]]  # per tick: join latencies, in attempt order
-    pending_retries: int  # retries at or after the horizon
+    pending_retries: int  # retries (and releases) at or after the horizon
     peak: int
     peak_t: float
 
@@ -113,10 +129,10 @@ class Result:
         return [x for tick in self.latencies for x in tick]
 
     def snapshot(self, t: float) -> tuple[int, int]:
-        """``(waiting, connections)`` at ``t`` over the attempts handled before ``t``."""
-        handled = [a for a in self.attempts if a.t < t]
-        waiting = sum(1 for a in handled if a.wait_until is not None and a.wait_until > t)
-        conns = sum(1 for a in handled if a.conn_until is not None and a.conn_until > t)
+        """``(waiting, connections)`` at ``t`` over the attempts placed before ``t``."""
+        placed = [a for a in self.attempts if a.placed_t is not None and a.placed_t < t]
+        waiting = sum(1 for a in placed if a.wait_until is not None and a.wait_until > t)
+        conns = sum(1 for a in placed if a.conn_until is not None and a.conn_until > t)
         return waiting, conns
 
     def concurrent(self, t: float) -> int:
@@ -130,80 +146,144 @@ class Result:
         )
 
 
+def rngs_of(states: Sequence[Sequence[int]]) -> dict[str, Xoshiro128ss]:
+    """Twin generators from the kernel's state rows (``sim.streams.states``)."""
+    return {name: Xoshiro128ss([int(x) for x in row]) for name, row in zip(STREAMS, states)}
+
+
 def simulate(
     setup: Setup,
     arrivals: Sequence[float],
     tick_ends: Sequence[float],
-    rngs: dict[str, np.random.Generator],
+    states: Sequence[Sequence[int]],
 ) -> Result:
     """Run every attempt before ``tick_ends[-1]``; ``arrivals`` are the sorted first attempts."""
     s = setup
+    p = s.retry_params
     horizon = float(tick_ends[-1])
-    rng_place, rng_service = rngs["placement"], rngs["service"]
-    rng_retry, rng_session = rngs["retry"], rngs["session"]
+    rng = rngs_of(states)
     nodes = [Node(free=[0.0] * s.join_workers) for _ in range(s.nodes)]
-    bucket = [float(s.admission_params[1]) if s.admission_params else 0.0, 0.0]
+    adm = policies.Admission(s.admission, s.admission_params)
+    budget = policies.Window(p[policies.P_BUDGET_WINDOW])
+    throttle = policies.Window(p[policies.P_THROTTLE_WINDOW])
+    ratio, throttle_k = p[policies.P_BUDGET], p[policies.P_THROTTLE_K]
+    honour = p[policies.P_HONOUR] > 0
+    flight: list[float] = []  # when each join in flight ends (its join, or its give-up)
+    denied_at: list[float] = []
 
-    # the event list: (time, priority, sequence number, first attempt time, attempt number)
-    events: list[tuple[float, int, int, float, int]] = [
-        (float(t), FIRST_ATTEMPT, i, float(t), 1) for i, t in enumerate(arrivals)
-    ]
+    # events: (time, priority, sequence, person, attempt number, held attempt or None)
+    # a person: [first, deadline, previous wait, key]
+    events: list[tuple[float, int, int, list[float], int, Attempt | None]] = []
+    for i, t in enumerate(arrivals):
+        events.append((float(t), FIRST_ATTEMPT, i, [], 1, None))
     heapq.heapify(events)
     seq = len(events)
     attempts: list[Attempt] = []
 
     while events and events[0][0] < horizon:
-        t, _, _, first, k = heapq.heappop(events)
+        t, prio, _, person, k, held = heapq.heappop(events)
         for nd in nodes:  # forget what is over by now (time only moves forward)
             nd.waiting = [x for x in nd.waiting if x > t]
             nd.conns = [x for x in nd.conns if x > t]
-        a = Attempt(t=t, first=first, k=k, outcome="")
-        attempts.append(a)
+        flight = [x for x in flight if x > t]
+        if prio == FIRST_ATTEMPT:
+            deadline = t + policies.patience(p, rng["patience"])
+            key = rng["placement"].uniform() if s.placement == policies.CONSISTENT_HASH else 0.0
+            person[:] = [t, deadline, float(p[policies.P_BASE]), key]
+        first, deadline, prev, key = person
+        reason = ""
         fail_t = t
-
-        if policies.admit(s.admission, s.admission_params, bucket, t) >= 0:
-            a.outcome = "bucket"
+        hint = 0.0
+        if held is None:
+            if ratio >= 0:
+                if k >= 2 and budget.count(t, 1) + 1 > ratio * budget.count(t, 0):
+                    denied_at.append(t)
+                    continue
+                budget.add(t, 0)
+                if k >= 2:
+                    budget.add(t, 1)
+            a = Attempt(t=t, first=first, k=k)
+            attempts.append(a)
+            if throttle_k >= 0:
+                req, acc = throttle.count(t, 0), throttle.count(t, 1)
+                p_reject = max(0.0, (req - throttle_k * acc) / (req + 1.0))
+                throttle.add(t, 0)
+                if rng["client"].uniform() < p_reject:
+                    reason = "throttled"
+            if not reason:
+                conns = sum(len(nd.conns) for nd in nodes)
+                code, when, hint = adm.decide(t, conns - len(flight), len(flight), deadline - t)
+                if code == policies.HOLD:
+                    a.outcome = "held"
+                    heapq.heappush(events, (when, RETRY, seq, person, k, a))
+                    seq += 1
+                    continue
+                if code >= 0:
+                    reason = REASONS[code]
+                    fail_t = when
         else:
-            a.node = policies.choose(s.placement, [nd.conns for nd in nodes], t, rng_place)
+            a = held
+        if not reason:
+            a.placed_t = t
+            a.node = policies.choose(
+                s.placement, [nd.conns for nd in nodes], t, rng["placement"],
+                s.placement_choices, key, s.ring, s.placement_load_bound,
+            )  # fmt: skip
             nd = nodes[a.node]
             if len(nd.conns) >= s.connections_per_node:
-                a.outcome = "full"
+                reason = "full"
             else:
-                service = float(rng_service.exponential(s.join_service_mean_s))
+                service = rng["service"].exponential(s.join_service_mean_s)
                 worker = nd.free.index(min(nd.free))
                 start = max(t, nd.free[worker])
+                wait = min(s.join_timeout_s, deadline - t)
                 if start > t and len(nd.waiting) >= s.join_queue_cap:
-                    a.outcome = "queue"
-                elif start - t > s.join_timeout_s:
-                    a.outcome = "timeout"
-                    fail_t = t + s.join_timeout_s
+                    reason = "queue"
+                elif start - t > wait:
+                    reason = "timeout"
+                    fail_t = t + wait
                     a.wait_until = a.conn_until = fail_t
+                    flight.append(fail_t)
+                    adm.observe(t, wait)
                 else:
                     a.outcome = "joined"
+                    adm.observe(t, start - t)
+                    if throttle_k >= 0:
+                        throttle.add(t, 1)
                     if start > t:
                         a.wait_until = start
                     nd.free[worker] = start + service
                     a.join_t = start + service
-                    a.leave_t = a.join_t + float(rng_session.exponential(s.session_mean_s))
+                    flight.append(a.join_t)
+                    a.leave_t = a.join_t + rng["session"].exponential(s.session_mean_s)
                     a.conn_until = a.leave_t
                 if a.wait_until is not None:
                     nd.waiting.append(a.wait_until)
                 if a.conn_until is not None:
                     nd.conns.append(a.conn_until)
-
         if a.outcome != "joined":
-            wait = policies.delay(s.retry, s.retry_params, k, rng_retry)
-            if wait >= 0.0:
+            a.outcome = reason
+            wait = policies.delay(s.retry, p, k, prev, rng["retry"])
+            if wait >= 0.0 and honour and hint > wait:
+                wait = hint
+            if wait < 0.0 or fail_t + wait > deadline:
+                a.abandoned = True
+            else:
                 a.retry_t = fail_t + wait
-                heapq.heappush(events, (a.retry_t, RETRY, seq, first, k + 1))
+                person[2] = wait
+                heapq.heappush(events, (a.retry_t, RETRY, seq, person, k + 1, None))
                 seq += 1
 
     pending = sum(1 for e in events if e[1] == RETRY)
-    return _report(attempts, list(map(float, tick_ends)), arrivals, pending)
+    return _report(attempts, list(map(float, tick_ends)), arrivals, pending, denied_at)
 
 
 def _report(
-    attempts: list[Attempt], tick_ends: list[float], arrivals: Sequence[float], pending: int
+    attempts: list[Attempt],
+    tick_ends: list[float],
+    arrivals: Sequence[float],
+    pending: int,
+    denied_at: Sequence[float],
 ) -> Result:
     horizon = tick_ends[-1]
 
@@ -215,22 +295,32 @@ def _report(
     for x in arrivals:
         if x < horizon:
             ticks[tick_of(x)]["arrivals"] += 1
+    for x in denied_at:
+        ticks[tick_of(x)]["retries_denied"] += 1
+        ticks[tick_of(x)]["abandoned"] += 1
+    # an attempt counts when it is made; what happened at placement, in the tick it was placed
+    order = sorted(
+        (a for a in attempts if a.outcome != "held"),
+        key=lambda a: a.t if a.placed_t is None else a.placed_t,
+    )
     for a in attempts:
-        tick = ticks[tick_of(a.t)]
-        tick["attempts"] += 1
-        if a.outcome != "bucket":
+        ticks[tick_of(a.t)]["attempts"] += 1
+    for a in order:
+        at = a.t if a.placed_t is None else a.placed_t
+        tick = ticks[tick_of(at)]
+        if a.placed_t is not None:
             tick["admitted"] += 1
         if a.outcome == "joined":
             assert a.join_t is not None and a.leave_t is not None
             tick["joining"] += 1
-            latencies[tick_of(a.t)].append(a.join_t - a.first)
+            latencies[tick_of(at)].append(a.join_t - a.first)
             if a.join_t < horizon:
                 ticks[tick_of(a.join_t)]["joined"] += 1
             if a.leave_t < horizon:
                 ticks[tick_of(a.leave_t)]["left"] += 1
         else:
             tick[f"rejected_{a.outcome}"] += 1
-            if a.retry_t is None:
+            if a.abandoned:
                 tick["abandoned"] += 1
 
     # concurrency: joins and departures in time order, a join first on a tie
