@@ -88,7 +88,7 @@ def _hydra_run(args: list[str]) -> int:
         hc = HydraConfig.get()
         run_dir = Path(hc.runtime.output_dir)
         summary = run_job(cfg, run_dir, list(hc.overrides.task))
-        if summary["failed"]:
+        if summary.get("engine_failed", summary["failed"]):  # the run failed, not just the room
             status["failed"] += 1
         if hc.mode == RunMode.RUN:
             print(format_summary(summary))

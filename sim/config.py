@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from sim.criteria import CriterionConfig
 from sim.kernels.profile import SHAPE_NAMES, Profile
 from sim.policies import ADMISSION, PLACEMENT, RETRY, AdmissionConfig, ClientConfig, Problem
 
@@ -155,6 +156,7 @@ class Config:
     client: ClientConfig = MISSING
     engine: EngineConfig = field(default_factory=EngineConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    criterion: CriterionConfig = field(default_factory=CriterionConfig)
     seed: int = 0
 
 
@@ -230,7 +232,7 @@ def to_config(cfg: DictConfig) -> Config:
 
 def check(cfg: Config) -> Iterator[Problem]:
     """Every problem of a typed config, with keys relative to the root."""
-    for group in ("scenario", "platform", "engine"):
+    for group in ("scenario", "platform", "engine", "criterion"):
         for k, v, allowed in getattr(cfg, group).problems():
             yield f"{group}.{k}", v, allowed
     yield from _policy_problems(cfg)
@@ -271,6 +273,7 @@ def register() -> None:
     cs.store(group="schema/platform", name="platform", node=PlatformConfig)
     cs.store(group="schema/engine", name="engine", node=EngineConfig)
     cs.store(group="schema/output", name="output", node=OutputConfig)
+    cs.store(group="schema/criterion", name="criterion", node=CriterionConfig)
     for name, adm in ADMISSION.items():
         cs.store(group="schema/admission", name=name, node=adm)
     for name, cli in RETRY.items():

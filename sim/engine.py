@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from sim import criteria
 from sim.config import Config
 from sim.kernels import pipeline
 from sim.kernels.stats import counts_up_to, segment_quantiles
@@ -152,13 +153,29 @@ class Engine:
             if on_progress is not None:
                 on_progress(self.end_s)
         _ = self.joins.peak  # computed from the join records: part of the simulation's time
-        timeseries = self.metrics.timeseries()
+        timeseries = self.timeseries()
         wall = time.perf_counter() - start
-        return RunResult(self.summary(wall), timeseries)
+        return RunResult(self.summary(wall, timeseries), timeseries)
 
-    def summary(self, wall_s: float) -> dict[str, Any]:
+    def timeseries(self) -> dict[str, np.ndarray]:
+        """The metrics' per-tick columns, the join capacity and the criterion's derived series."""
+        ts = self.metrics.timeseries()
+        p = self.cfg.platform
+        ts["join_capacity_per_s"] = ts["nodes_up"] * (p.join_workers / p.join_service_mean_s)
+        ts |= criteria.series(ts, self.cfg.engine.tick_s, self.cfg.criterion)
+        return ts
+
+    def summary(self, wall_s: float, timeseries: dict[str, np.ndarray]) -> dict[str, Any]:
         m = self.metrics
         peak, peak_t = self.joins.peak
+        verdict = criteria.assess(
+            timeseries,
+            self.cfg.engine.tick_s,
+            self.cfg.criterion,
+            self.surge.start_s,
+            max(self.surge.end_s, self.surge.start_s + self.cfg.engine.tick_s),
+            engine_failure=self.failure,
+        )
         return {
             "arrivals": m.total("arrivals"),
             "attempts": m.total("attempts"),
@@ -175,8 +192,11 @@ class Engine:
             "ticks": len(m.t_s),
             "wall_s": wall_s,
             "seed": self.cfg.seed,
-            "failed": self.failure is not None,
-            "failure_reason": self.failure,
+            "retries_denied": m.total("retries_denied"),
+            "reconnects": m.total("reconnects"),
+            "surge_start_s": self.surge.start_s,
+            **verdict,
+            "engine_failed": self.failure is not None,
         }
 
 

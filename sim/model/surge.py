@@ -36,6 +36,12 @@ class SurgeSource:
             return _NONE
         return self._stream.next_batch(t_end)
 
+    @property
+    def start_s(self) -> float:
+        """When the surge begins: the first data point at half the peak rate or more."""
+        rate = np.asarray(self.profile.rate)
+        return float(np.asarray(self.profile.t)[np.argmax(rate >= 0.5 * rate.max())])
+
     def exhausted(self, t: float) -> bool:
         """No arrival can come at or after ``t``."""
         return t >= self.end_s
