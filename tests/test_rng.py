@@ -111,7 +111,7 @@ def test_the_functions_called_one_at_a_time_equal_the_twin() -> None:
     assert states[1].tolist() == g.s
 
 
-@numba.njit
+@numba.njit(_nrt=False)  # as in a hot helper: the draws need no runtime
 def _mixed(s: np.ndarray, out_f: np.ndarray, out_i: np.ndarray) -> None:
     # how a kernel uses the streams: interleaved kinds and rows inside one compiled loop
     for k in range(out_f.shape[0]):

@@ -58,7 +58,8 @@ from sim.kernels import hot
 MASK32 = 0xFFFFFFFF
 TWO32 = 4294967296  # 2^32
 MAX_N = 2147483648  # 2^31, the largest bound of ``integers``
-# the row that replaces an all-zero state (any non-zero row would do): 32 bits of the golden ratio
+# the row that replaces an all-zero state (any non-zero row would do): the first 128 bits of the
+# golden ratio's fraction, 0x9E3779B9_7F4A7C15_F39CC060_5CEDC834
 _NONZERO = (0x9E3779B9, 0x7F4A7C15, 0xF39CC060, 0x5CEDC834)
 
 
