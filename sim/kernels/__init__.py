@@ -82,7 +82,8 @@ def hot(fn: _F) -> _F:
     A compiled helper that takes arrays normally increfs and decrefs each of them on every call
     (about 4 ns per array here, measured), and that stops LLVM from inlining it into the calling
     loop; without reference counting (numba's ``_nrt=False``) the same helper inlines and costs
-    nothing. Only for helpers that allocate nothing and draw no random numbers (numba's
-    ``Generator`` methods need the runtime).
+    nothing. Only for helpers that allocate nothing and draw no numbers from a numba
+    ``Generator`` (its methods need the runtime); the array streams of ``sim.kernels.rng`` are
+    ``hot`` functions themselves.
     """
     return cast(_F, numba.njit(cache=True, _nrt=False)(fn))  # type: ignore[call-overload]

@@ -58,7 +58,8 @@ from sim.kernels import hot
 MASK32 = 0xFFFFFFFF
 TWO32 = 4294967296  # 2^32
 MAX_N = 2147483648  # 2^31, the largest bound of ``integers``
-# the row that replaces an all-zero state (any non-zero row would do): 32 bits of the golden ratio
+# the row that replaces an all-zero state (any non-zero row would do): the first 128 bits of the
+# golden ratio's fraction, 0x9E3779B9_7F4A7C15_F39CC060_5CEDC834
 _NONZERO = (0x9E3779B9, 0x7F4A7C15, 0xF39CC060, 0x5CEDC834)
 
 
@@ -111,9 +112,9 @@ def integers(s: np.ndarray, i: int, n: int) -> int:
     """An int uniform on [0, n), ``1 <= n <= 2^31`` (Lemire's method, exactly unbiased).
 
     ``m = x * n`` maps a 32-bit output ``x`` to ``m >> 32``; each value is hit by
-    ``floor(2^32 / n)`` or one more ``x``. Rejecting the ``x`` whose low word ``m & MASK32`` is below
-    ``2^32 mod n`` leaves exactly ``floor(2^32 / n)`` for each; the remainder is only computed when
-    the low word is below ``n``, which is rare for small ``n``.
+    ``floor(2^32 / n)`` or one more ``x``. Rejecting the ``x`` whose low word ``m & MASK32`` is
+    below ``2^32 mod n`` leaves exactly ``floor(2^32 / n)`` for each; the remainder is computed
+    only when the low word is below ``n`` (rare for small ``n``): a division only then.
     """
     m = next32(s, i) * n
     low = m & MASK32
