@@ -102,6 +102,23 @@ class PlatformConfig:
     placement_choices: int = 2  # d of power_of_d
     placement_load_bound: float = 1.25  # c of consistent_hash: no node above ceil(c · mean load)
     placement_vnodes: int = 64  # consistent_hash: points per node on the ring
+    max_nodes: int | None = None  # room for the autoscaler (null: nodes)
+    timeout_wastes_work: bool = False  # a timed-out join is still served (nobody cancels it)
+    # the control-plane/auth service every admitted join passes first (null workers: none)
+    auth_workers: int | None = None
+    auth_service_mean_s: float = 0.01
+    auth_queue_cap: int = 1000
+    auth_timeout_s: float = 5.0
+    # node health (docs/model.md): utilisation of CPU cores and memory; null crash_after_s: none
+    cpu_cores: float = 8.0
+    cpu_per_join_worker: float = 1.0  # cores a busy join worker uses
+    cpu_per_listener: float = 0.0  # cores per connected listener (fan-out, keep-alives)
+    memory_mb: float = 16384.0
+    memory_per_connection_mb: float = 0.0
+    overload_share: float = 0.95  # a node at or above this share of CPU or memory is overloaded
+    crash_after_s: float | None = None  # overloaded this long in a row: it crashes
+    restart_s: float = 60.0  # down this long after a crash
+    warmup_s: float = 0.0  # then its connection cap ramps up linearly over this long
 
     def problems(self) -> Iterator[Problem]:
         for key in ("nodes", "join_workers", "connections_per_node", "placement_vnodes"):
@@ -111,6 +128,25 @@ class PlatformConfig:
             yield "placement_choices", self.placement_choices, "an integer in [2, 64]"
         if not self.placement_load_bound >= 1:
             yield "placement_load_bound", self.placement_load_bound, "a number >= 1"
+        if self.max_nodes is not None and not self.nodes <= self.max_nodes <= 1_000_000:
+            yield "max_nodes", self.max_nodes, f"an integer in [nodes ({self.nodes}), 1000000]"
+        if self.auth_workers is not None and not self.auth_workers >= 1:
+            yield "auth_workers", self.auth_workers, "an integer >= 1, or null (no auth service)"
+        if not self.auth_queue_cap >= 0:
+            yield "auth_queue_cap", self.auth_queue_cap, "an integer >= 0"
+        for key in ("auth_service_mean_s", "auth_timeout_s", "cpu_cores", "memory_mb"):
+            if not getattr(self, key) > 0:
+                yield key, getattr(self, key), "a number > 0"
+        for key in ("cpu_per_join_worker", "cpu_per_listener", "memory_per_connection_mb"):
+            if not getattr(self, key) >= 0:
+                yield key, getattr(self, key), "a number >= 0"
+        if not 0 < self.overload_share <= 10:
+            yield "overload_share", self.overload_share, "a number in (0, 10] (1 = fully used)"
+        if self.crash_after_s is not None and not self.crash_after_s > 0:
+            yield "crash_after_s", self.crash_after_s, "a number > 0 (seconds), or null (no crash)"
+        for key in ("restart_s", "warmup_s"):
+            if not getattr(self, key) >= 0:
+                yield key, getattr(self, key), "a number >= 0 (seconds)"
         if not self.join_queue_cap >= 0:
             yield "join_queue_cap", self.join_queue_cap, "an integer >= 0"
         for key in ("join_service_mean_s", "join_timeout_s"):

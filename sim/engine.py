@@ -30,6 +30,7 @@ from sim.config import Config
 from sim.kernels import pipeline
 from sim.kernels.stats import counts_up_to, segment_quantiles
 from sim.model.fleet import EdgeFleet
+from sim.model.health import Health, utilisation
 from sim.model.joins import JoinPipeline
 from sim.model.metrics import Metrics
 from sim.model.surge import SurgeSource
@@ -69,7 +70,15 @@ class Engine:
         self.failure: str | None = None
         self.end_s = 0.0
         self.background: list[simpy.Process] = []  # components that act between ticks
+        self.events: list[dict[str, Any]] = []  # what they did: {t_s, kind, target, detail}
         self.env.process(self._ticker())
+        self.health: Health | None = None
+        if cfg.platform.crash_after_s is not None:
+            self.health = Health(
+                self.env, cfg.platform, self.fleet, self.joins, cfg.engine.tick_s, self.events,
+                self.finished,
+            )  # fmt: skip
+            self.background.append(self.health.process)
         _warm_up(cfg)
 
     def _ticker(self) -> Generator[simpy.Event, Any, None]:
@@ -155,7 +164,7 @@ class Engine:
         _ = self.joins.peak  # computed from the join records: part of the simulation's time
         timeseries = self.timeseries()
         wall = time.perf_counter() - start
-        return RunResult(self.summary(wall, timeseries), timeseries)
+        return RunResult(self.summary(wall, timeseries), timeseries, self.events)
 
     def timeseries(self) -> dict[str, np.ndarray]:
         """The metrics' per-tick columns, the join capacity and the criterion's derived series."""
@@ -194,6 +203,7 @@ class Engine:
             "seed": self.cfg.seed,
             "retries_denied": m.total("retries_denied"),
             "reconnects": m.total("reconnects"),
+            "crashes": sum(1 for e in self.events if e["kind"] == "crash"),
             "surge_start_s": self.surge.start_s,
             **verdict,
             "engine_failed": self.failure is not None,
@@ -206,7 +216,7 @@ def _warm_up(cfg: Config) -> None:
     numba compiles on the first call; doing it here keeps compilation out of ``wall_s``, which is
     the simulation's own time.
     """
-    tiny = dataclasses.replace(cfg.platform, nodes=1, connections_per_node=1)
+    tiny = dataclasses.replace(cfg.platform, nodes=1, connections_per_node=1, max_nodes=None)
     states = streams.states(cfg.seed, tuple(f"warm-up {name}" for name in streams.NAMES))
     fleet = EdgeFleet(tiny)
     joins = JoinPipeline(
@@ -217,6 +227,9 @@ def _warm_up(cfg: Config) -> None:
     fleet.snapshot(1.0)
     fleet.pending()  # the tail's kernels
     _ = joins.peak
+    if cfg.platform.crash_after_s is not None:  # the health monitor's kernels
+        utilisation(1.0, fleet.free, fleet.cn, fleet.up, np.ones(5), np.zeros(fleet.size))
+        joins.crash(0, 1.0, 2.0)
     SurgeSource(cfg.scenario, streams.stream(cfg.seed, "warm-up arrivals")).batch(1.0)
     segment_quantiles(np.zeros(1), np.ones(1, dtype=np.int64), np.array([0.5]))
     counts_up_to(np.zeros(1), np.ones(2))

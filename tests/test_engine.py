@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sim.engine import simulate
+from sim.hydra_app import conf_dir
 from tests.conftest import typed_config
 
 BENCH = ["experiment=bench_surge", "scenario.expected_arrivals=1e4"]
@@ -28,7 +29,7 @@ def test_counts_are_conserved(bench_run: Any) -> None:
     s = bench_run.summary
     assert s["arrivals"] == s["joined"] + s["abandoned"]
     assert s["attempts"] == s["joined"] + sum(s["rejected"].values())
-    assert not s["failed"]
+    assert not s["engine_failed"]
 
 
 def test_all_four_rejection_reasons_occur(bench_run: Any) -> None:
@@ -100,11 +101,20 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(capsys: pytest.CaptureFix
         ["admission=none", "client=constant", "client.delay_s=0"],
         ["client=none", "platform.placement=random"],
         ["platform.placement=least_loaded", "platform.join_queue_cap=0"],
+        *([f"admission={p.stem}"] for p in sorted((conf_dir() / "admission").glob("*.yaml"))),
+        *([f"client={p.stem}"] for p in sorted((conf_dir() / "client").glob("*.yaml"))),
+        *(
+            [f"platform.placement={name}"]
+            for name in ("power_of_d", "consistent_hash", "random", "least_loaded")
+        ),
+        ["platform.auth_workers=4", "platform.auth_service_mean_s=0.02"],
+        ["platform.timeout_wastes_work=true", "admission=none", "client=immediate"],
+        ["client.patience=lognormal", "client.patience_mean_s=30"],
     ],
 )
 def test_default_scenario_and_policy_choices_run_and_conserve(overrides: list[str]) -> None:
     s = simulate(typed_config(overrides)).summary
-    assert not s["failed"]
+    assert not s["engine_failed"]
     assert s["arrivals"] > 0
     assert s["arrivals"] == s["joined"] + s["abandoned"]
     assert s["attempts"] == s["joined"] + sum(s["rejected"].values())

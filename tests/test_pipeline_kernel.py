@@ -139,6 +139,25 @@ CASES = {
         client=replace(JITTER, patience="lognormal", patience_mean_s=6.0, patience_cv=1.5),
         seed=26,
     ),
+    "auth_service": replace(
+        BASE,
+        platform=replace(
+            SMALL_FLEET,
+            auth_workers=2,
+            auth_service_mean_s=0.04,
+            auth_queue_cap=40,
+            auth_timeout_s=1.0,
+        ),
+        admission=WaitingRoom(release_per_s=60.0, max_wait_s=20.0, capacity=200),
+        seed=28,
+    ),
+    "wasted_work": replace(
+        BASE,
+        platform=replace(SMALL_FLEET, timeout_wastes_work=True, connections_per_node=400),
+        admission=NoAdmission(),
+        client=ImmediateRetry(max_attempts=3),
+        seed=29,
+    ),
     "immediate_fixed_patience": replace(
         BASE, client=ImmediateRetry(max_attempts=4, patience="fixed", patience_mean_s=1.0), seed=27
     ),
@@ -176,6 +195,11 @@ def twin_setup(case: Case) -> twin.Setup:
         placement_choices=p.placement_choices,
         placement_load_bound=p.placement_load_bound,
         ring=ring,
+        timeout_wastes_work=p.timeout_wastes_work,
+        auth_workers=p.auth_workers,
+        auth_service_mean_s=p.auth_service_mean_s,
+        auth_queue_cap=p.auth_queue_cap,
+        auth_timeout_s=p.auth_timeout_s,
     )
 
 
@@ -326,6 +350,8 @@ EXERCISES = {
     "retry_budget": ("retries_denied",),
     "adaptive_throttle": ("rejected_throttled",),
     "lognormal_patience": ("rejected_timeout",),
+    "auth_service": ("rejected_auth", "rejected_hold_full"),
+    "wasted_work": ("rejected_timeout", "rejected_queue"),
 }
 
 
@@ -427,20 +453,21 @@ def test_release_calendar_hands_back_connections_exactly(slots: int, most: int) 
     rng = np.random.default_rng(40 + slots + most)
     n = 4
     probes = np.unique(np.concatenate([rng.uniform(0.0, 60.0, 80), np.arange(0.0, 60.0, 2.5)]))
-    rel = calendar.new(2, fleet_module.RELEASE_BUCKET_S, slots=slots, blocks=1)
+    rel = calendar.new(3, fleet_module.RELEASE_BUCKET_S, slots=slots, blocks=1)
     cn = np.zeros(n, dtype=np.int64)
+    epoch = np.zeros(n + 1, dtype=np.int64)
     lists: list[list[float]] = [[] for _ in range(n)]
     at_t = just_after = 0
     for k, t in enumerate(probes.tolist()):
         after = math.nextafter(t, math.inf)
         at_t += sum(r == t for releases in lists for r in releases)
         just_after += sum(r == after for releases in lists for r in releases)
-        rel = pipeline.release(rel, cn, t)
+        rel = pipeline.release(rel, cn, epoch, t)
         want = [twin_policies.held(releases, t) for releases in lists]
         assert cn.tolist() == want, t
         assert calendar.size(rel) == sum(want)
         # again at the same time: nothing more to hand back
-        rel = pipeline.release(rel, cn, t)
+        rel = pipeline.release(rel, cn, epoch, t)
         assert cn.tolist() == want, t
         for _ in range(int(rng.integers(0, most))):
             node = int(rng.integers(0, n))
@@ -454,17 +481,19 @@ def test_release_calendar_hands_back_connections_exactly(slots: int, most: int) 
                 x = t + float(rng.exponential(2.0))
             else:
                 x = t + float(rng.uniform(0.0, 100.0))
-            rel = calendar.push(rel, x, float(node), 0.0)
+            rel = calendar.push(rel, x, float(node), -1.0)
             lists[node].append(x)
             cn[node] += 1
     assert at_t > 5 and just_after > 5  # both edges were probed
     # the snapshot counts what is held; long after the last release nothing is
     t = float(probes[-1]) + 50.0
     no_room = np.zeros((n, 1))
-    rel, waiting, held = pipeline.fleet_snapshot(t, no_room, np.zeros(n, dtype=np.int64), cn, rel)
+    rel, waiting, held = pipeline.fleet_snapshot(
+        t, no_room, np.zeros(n, dtype=np.int64), cn, epoch, rel
+    )
     assert (waiting, held) == (0, sum(twin_policies.held(r, t) for r in lists)) and held > 0
     assert cn.tolist() == [twin_policies.held(r, t) for r in lists]
-    rel = pipeline.release(rel, cn, 1e9)
+    rel = pipeline.release(rel, cn, epoch, 1e9)
     assert cn.tolist() == [0] * n and calendar.size(rel) == 0
 
 

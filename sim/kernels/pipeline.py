@@ -80,7 +80,8 @@ S_BIN = 4  # the first departure bin not yet counted
 S_FLIGHT = 5  # entries of the in-flight heap (kept only when admission needs it)
 S_SLOT_FREE = 6  # free rows on the slot stack
 S_SLOT_USED = 7  # slot rows ever handed out
-N_ISTATE = 8
+S_AUTH_N = 8  # attempts in the control plane's waiting room
+N_ISTATE = 9
 
 # the random streams: rows of the ``sim.kernels.rng`` state (``sim.streams.NAMES`` order)
 R_PLACEMENT = 0
@@ -101,7 +102,16 @@ F_BIN = 4  # the tick (bins of joins and departures)
 F_LOAD_BOUND = 5  # consistent hashing's load bound
 F_CHOICES = 6  # power of d choices
 F_TRACK_FLIGHT = 7  # 1: keep the in-flight heap (the admission policy looks at it)
-N_PLATFORM = 8
+F_NUP = 8  # nodes up (``upidx[:n_up]``)
+F_WASTED = 9  # 1: a timed-out join is still served (``sim.kernels.queue.offer``)
+F_AUTH = 10  # 1: admitted attempts pass the control-plane/auth service first
+F_AUTH_SERVICE = 11  # its mean service time
+F_AUTH_TIMEOUT = 12  # and its timeout
+N_PLATFORM = 13
+
+# a release record's node column: the node and its epoch (the crashes it went through), so that
+# a crash forgets the node's connections at once and their records are dropped when they come due
+EPOCH_SPAN = 1 << 20  # nodes per epoch step: node + epoch · EPOCH_SPAN is exact in a float
 
 # a person's row in the slot table
 SL_FIRST = 0  # their first attempt (of this visit: a reconnect starts anew)
@@ -115,6 +125,7 @@ N_SLOT = 5
 STAGE_RETRY = 0.0  # attempt k >= 2 (or a reconnect's first attempt, k = 1)
 STAGE_RELEASE = 1.0  # released from the waiting room: goes on to placement
 STAGE_RECONNECT = 2.0  # a dropped listener's first attempt
+STAGE_AUTHED = 3.0  # through the control plane: goes on to placement
 
 # why ``_run`` stopped: the tick is done, or ``step`` must load or grow something first
 DONE = 0
@@ -155,6 +166,12 @@ def step(
     wroom: np.ndarray,
     wn: np.ndarray,
     cn: np.ndarray,
+    cap: np.ndarray,
+    up: np.ndarray,
+    upidx: np.ndarray,
+    epoch: np.ndarray,
+    auth_free: np.ndarray,
+    auth_room: np.ndarray,
     flight: np.ndarray,
     rel: Any,
     ret: Any,
@@ -193,7 +210,7 @@ def step(
         why = _run(
             t_end, arrivals, adm_kind, adm_params, adm_state, adm_room, plc_kind, ring_pos,
             ring_node, cli_kind, cli_params, budget[0], budget[1], throttle[0], throttle[1], fp,
-            free, wroom, wn, cn, flight,
+            free, wroom, wn, cn, cap, up, upidx, epoch, auth_free, auth_room, flight,
             rel.bucket_s, rel.pool, rel.link, rel.ring, rel.free, rel.cur, rel.late, rel.far,
             rel.ist,
             ret.bucket_s, ret.pool, ret.link, ret.ring, ret.free, ret.cur, ret.late, ret.far,
@@ -268,6 +285,12 @@ def _run(
     wroom: np.ndarray,
     wn: np.ndarray,
     cn: np.ndarray,
+    cap: np.ndarray,
+    up: np.ndarray,
+    upidx: np.ndarray,
+    epoch: np.ndarray,
+    auth_free: np.ndarray,
+    auth_room: np.ndarray,
     flight: np.ndarray,
     c_bs: float,
     c_pool: np.ndarray,
@@ -317,8 +340,13 @@ def _run(
     service_mean = fp[F_SERVICE_MEAN]
     join_timeout = fp[F_JOIN_TIMEOUT]
     session_mean = fp[F_SESSION_MEAN]
-    conncap = fp[F_CONNCAP]
     bin_s = fp[F_BIN]
+    n_up = int(fp[F_NUP])
+    wasted = fp[F_WASTED] > 0.0
+    auth = fp[F_AUTH] > 0.0
+    auth_service = fp[F_AUTH_SERVICE]
+    auth_timeout = fp[F_AUTH_TIMEOUT]
+    stale = epoch.shape[0] - 1  # epoch[stale]: release records of crashed nodes still queued
     track = fp[F_TRACK_FLIGHT] > 0.0
     ratio = cp[retry.P_BUDGET]
     throttle_k = cp[retry.P_THROTTLE_K]
@@ -340,7 +368,7 @@ def _run(
         else:
             break
         # hand back the connections released by then
-        if hand_back(c_cur, c_late, c_ist, c_bs, cn, t, rec):
+        if hand_back(c_cur, c_late, c_ist, c_bs, cn, epoch, t, rec):
             load_t[0] = t
             why = LOAD_RELEASES
             break
@@ -361,15 +389,22 @@ def _run(
         if ia < na and arrivals[ia] <= t_retry:
             ia += 1
             slot = -1
+            fresh = True
+        else:
+            calendar.take_from(r_cur, r_late, r_ist, rec)
+            slot = int(rec[1])
+            stage = rec[2]
+            fresh = stage == STAGE_RECONNECT
+            if fresh:  # a dropped listener comes back: a new first attempt
+                counts[C_RECONNECTS] += 1
+                stage = STAGE_RETRY
+        if fresh:
             first = t
             k = 1
             deadline = t + retry.patience(cp, st, R_PATIENCE)
             prev = cp[retry.P_BASE]
             key = rn.uniform(st, R_PLACEMENT) if hashing else 0.0
         else:
-            calendar.take_from(r_cur, r_late, r_ist, rec)
-            slot = int(rec[1])
-            stage = rec[2]
             first = slots[slot, SL_FIRST]
             k = int(slots[slot, SL_K])
             deadline = slots[slot, SL_DEADLINE]
@@ -378,7 +413,7 @@ def _run(
         reason = -1
         fail_t = t
         hint = 0.0
-        if stage != STAGE_RELEASE:
+        if stage == STAGE_RETRY:
             if ratio >= 0.0:  # the retry budget: a retry is sent only within it
                 retry.window_at(b_ring, b_sums, t)
                 if k >= 2 and b_sums[2] + 1.0 > ratio * b_sums[1]:
@@ -401,7 +436,7 @@ def _run(
                 if track:
                     istate[S_FLIGHT] = heap.drain(flight, istate[S_FLIGHT], t)
                 in_flight = int(istate[S_FLIGHT])
-                live = int(c_ist[calendar.I_SIZE]) - in_flight
+                live = int(c_ist[calendar.I_SIZE] - epoch[stale]) - in_flight
                 code = admission.admit(
                     adm_kind, adm_params, adm_state, adm_room, t, live, in_flight,
                     deadline - t, aout,
@@ -419,22 +454,43 @@ def _run(
                     reason = code
                     fail_t = aout[0]
                     hint = aout[1]
-        if reason < 0:
+        if reason < 0 and stage != STAGE_AUTHED:
             counts[C_ADMITTED] += 1
-            held = int(c_ist[calendar.I_SIZE])
+            if auth:  # the control plane first: a FIFO queue of its own
+                service = rn.exponential(st, R_SERVICE, auth_service)
+                outcome, _start, end, istate[S_AUTH_N] = queue.offer(
+                    t, min(auth_timeout, deadline - t), service, auth_free, auth_room,
+                    istate[S_AUTH_N], auth_room.shape[0],
+                )  # fmt: skip
+                if outcome == queue.SERVED:
+                    if slot < 0:
+                        slot = _slot(slots, slot_free, istate)
+                    _remember(slots, slot, first, k, deadline, prev, key)
+                    calendar.put(
+                        r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
+                        end, float(slot), STAGE_AUTHED,
+                    )  # fmt: skip
+                    continue
+                reason = reasons.AUTH
+                fail_t = end
+        if reason < 0 and n_up == 0:
+            reason = reasons.DOWN
+        if reason < 0:
+            held = int(c_ist[calendar.I_SIZE] - epoch[stale])
             node = placement.choose(
-                plc_kind, cn, st, R_PLACEMENT, int(fp[F_CHOICES]), chosen, held, key,
-                ring_pos, ring_node, fp[F_LOAD_BOUND],
+                plc_kind, cn, up, upidx, n_up, st, R_PLACEMENT, int(fp[F_CHOICES]), chosen,
+                held, key, ring_pos, ring_node, fp[F_LOAD_BOUND],
             )  # fmt: skip
-            if cn[node] >= conncap:
+            if cn[node] >= cap[node]:
                 reason = REJECT_FULL
             else:
                 patience = min(join_timeout, deadline - t)
                 service = rn.exponential(st, R_SERVICE, service_mean)
                 outcome, start, end, wn[node] = queue.offer(
-                    t, patience, service, free[node], wroom[node], wn[node], wcap
+                    t, patience, service, free[node], wroom[node], wn[node], wcap, wasted
                 )
                 release_t = end
+                row = -1.0
                 if outcome == queue.QUEUE_FULL:
                     reason = REJECT_QUEUE
                 else:
@@ -453,6 +509,7 @@ def _run(
                         release_t = leave
                         jr[nrec, 0] = end
                         jr[nrec, 1] = leave
+                        row = float(nrec)
                         nrec += 1
                         latency[nlat] = end - first
                         nlat += 1
@@ -470,7 +527,7 @@ def _run(
                     # it holds a connection until it leaves (or gives up)
                     calendar.put(
                         c_bs, c_pool, c_link, c_ring, c_free, c_late, c_far, c_ist,
-                        release_t, float(node), 0.0,
+                        release_t, float(node + epoch[node] * EPOCH_SPAN), row,
                     )  # fmt: skip
                     cn[node] += 1
         if reason >= 0:
@@ -510,10 +567,10 @@ def _remember(
 
 
 @njit(cache=True)
-def release(rel: Any, cn: np.ndarray, t: float) -> Any:
+def release(rel: Any, cn: np.ndarray, epoch: np.ndarray, t: float) -> Any:
     """Hand back every connection whose release time is ``<= t``; return the calendar."""
     rec = np.empty(3)
-    while hand_back(rel.cur, rel.late, rel.ist, rel.bucket_s, cn, t, rec):
+    while hand_back(rel.cur, rel.late, rel.ist, rel.bucket_s, cn, epoch, t, rec):
         rel = calendar.load(rel, t)
     return rel
 
@@ -525,11 +582,14 @@ def hand_back(
     ist: np.ndarray,
     bucket_s: float,
     cn: np.ndarray,
+    epoch: np.ndarray,
     t: float,
     rec: np.ndarray,
 ) -> bool:
     """Take the loaded releases ``<= t`` off the release calendar and off their nodes' counts.
 
+    A record of a node that crashed since it was queued (its epoch is older than the node's) is
+    dropped: the crash already forgot that connection (``epoch[-1]`` counts such records).
     Returns ``True`` when the calendar must ``load(c, t)`` its next bucket before going on (then
     call again), ``False`` when every release due by ``t`` is handed back. ``rec``: 3 floats.
     """
@@ -539,18 +599,23 @@ def hand_back(
         if calendar.peek(cur, late, ist) > t:
             return False
         calendar.take_from(cur, late, ist, rec)
-        cn[int(rec[1])] -= 1
+        code = int(rec[1])
+        node = code % EPOCH_SPAN
+        if code // EPOCH_SPAN == epoch[node]:
+            cn[node] -= 1
+        else:
+            epoch[epoch.shape[0] - 1] -= 1
 
 
 @njit(cache=True)
 def fleet_snapshot(
-    t: float, wroom: np.ndarray, wn: np.ndarray, cn: np.ndarray, rel: Any
+    t: float, wroom: np.ndarray, wn: np.ndarray, cn: np.ndarray, epoch: np.ndarray, rel: Any
 ) -> tuple[Any, int, int]:
     """``(rel, waiting, held)`` at ``t``: attempts in waiting rooms, connections held (fleet)."""
-    rel = release(rel, cn, t)
+    rel = release(rel, cn, epoch, t)
     waiting = 0
     for i in range(wn.shape[0]):
         if wn[i] > 0:
             wn[i] = heap.drain(wroom[i], wn[i], t)
             waiting += wn[i]
-    return rel, waiting, rel.ist[calendar.I_SIZE]
+    return rel, waiting, rel.ist[calendar.I_SIZE] - epoch[epoch.shape[0] - 1]

@@ -1,10 +1,12 @@
 """Placement: which edge node an admitted attempt is sent to (``docs/policies.md``).
 
 ``choose`` looks at the connections each node holds at the attempt's time (``cn``: the pipeline
-has handed back every connection released by then) and returns a node index. Draws come from
-stream ``i`` of the ``sim.kernels.rng`` state ``st``.
+has handed back every connection released by then) and returns the index of a node that is up
+(crashed, restarting and not yet provisioned nodes are not candidates: ``upidx[:n_up]``, in index
+order). Draws come from stream ``i`` of the ``sim.kernels.rng`` state ``st``; the random choices
+are positions in ``upidx``.
 
-- ``RANDOM``: a uniformly random node. With one node no policy draws anything.
+- ``RANDOM``: a uniformly random node. With one node up no policy draws anything.
 - ``POWER_OF_TWO``: ``POWER_OF_D`` with d = 2.
 - ``POWER_OF_D``: ``d`` distinct uniform nodes (the m-th draw ``integers(n − m)`` picks among the
   nodes not drawn yet, in index order), the one holding fewest connections (the earliest drawn on
@@ -48,22 +50,25 @@ def hash_ring(nodes: int, vnodes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @hot
-def least_loaded(cn: np.ndarray) -> int:
-    best = 0
-    for j in range(1, cn.shape[0]):
-        if cn[j] < cn[best]:
-            best = j
-    return best
+def least_loaded(cn: np.ndarray, upidx: np.ndarray, n_up: int) -> int:
+    """The up node holding the fewest connections (the lowest index on a tie)."""
+    best = upidx[0]
+    for j in range(1, n_up):
+        x = upidx[j]
+        if cn[x] < cn[best] or (cn[x] == cn[best] and x < best):
+            best = x
+    return int(best)
 
 
 @hot
-def power_of_d(cn: np.ndarray, d: int, st: np.ndarray, i: int, chosen: np.ndarray) -> int:
-    """``d`` distinct uniform nodes, the least loaded (``chosen``: scratch of ``d`` ints)."""
-    n = cn.shape[0]
+def power_of_d(
+    cn: np.ndarray, upidx: np.ndarray, n_up: int, d: int, st: np.ndarray, i: int, chosen: np.ndarray
+) -> int:
+    """``d`` distinct uniform up nodes, the least loaded (``chosen``: scratch of ``d`` ints)."""
     best = -1
     for m in range(d):
-        x = rn.integers(st, i, n - m)
-        # the x-th node not chosen yet: chosen[:m] is kept sorted
+        x = rn.integers(st, i, n_up - m)
+        # the x-th position not chosen yet: chosen[:m] is kept sorted
         j = 0
         while j < m and chosen[j] <= x:
             x += 1
@@ -71,23 +76,25 @@ def power_of_d(cn: np.ndarray, d: int, st: np.ndarray, i: int, chosen: np.ndarra
         for q in range(m, j, -1):
             chosen[q] = chosen[q - 1]
         chosen[j] = x
-        if best < 0 or cn[x] < cn[best]:
-            best = x
-    return best
+        node = upidx[x]
+        if best < 0 or cn[node] < cn[best]:
+            best = node
+    return int(best)
 
 
 @hot
 def bounded_hash(
     cn: np.ndarray,
+    up: np.ndarray,
+    n_up: int,
     held: int,
     key: float,
     ring_pos: np.ndarray,
     ring_node: np.ndarray,
     load_bound: float,
 ) -> int:
-    """The first node clockwise from ``key`` under the load bound (every node is, eventually)."""
-    n = cn.shape[0]
-    bound = math.ceil(load_bound * (held + 1) / n)
+    """The first up node clockwise from ``key`` under the load bound (-1: none is)."""
+    bound = math.ceil(load_bound * (held + 1) / n_up)
     m = ring_pos.shape[0]
     lo, hi = 0, m
     while lo < hi:  # the first point at or after the key
@@ -98,15 +105,18 @@ def bounded_hash(
             hi = mid
     for s in range(m):
         node = ring_node[(lo + s) % m]
-        if cn[node] < bound:
+        if up[node] and cn[node] < bound:
             return int(node)
-    return least_loaded(cn)
+    return -1
 
 
 @hot
 def choose(
     kind: int,
     cn: np.ndarray,
+    up: np.ndarray,
+    upidx: np.ndarray,
+    n_up: int,
     st: np.ndarray,
     i: int,
     d: int,
@@ -117,18 +127,20 @@ def choose(
     ring_node: np.ndarray,
     load_bound: float,
 ) -> int:
-    """Pick a node; ``cn`` holds the connections each node holds now (``held`` in all)."""
-    n = cn.shape[0]
-    if n == 1:
-        return 0
+    """Pick an up node; ``cn`` holds the connections each node holds now (``held`` in all).
+
+    ``upidx[:n_up]`` are the nodes that are up, in index order (``n_up >= 1``), ``up`` their mask.
+    """
+    if n_up == 1:
+        return int(upidx[0])
     if kind == RANDOM:
-        return rn.integers(st, i, n)
+        return int(upidx[rn.integers(st, i, n_up)])
     if kind == POWER_OF_TWO:
-        return power_of_d(cn, 2, st, i, chosen)
-    if kind == POWER_OF_D:
-        if d >= n:
-            return least_loaded(cn)
-        return power_of_d(cn, d, st, i, chosen)
+        return power_of_d(cn, upidx, n_up, 2, st, i, chosen)
+    if kind == POWER_OF_D and d < n_up:
+        return power_of_d(cn, upidx, n_up, d, st, i, chosen)
     if kind == CONSISTENT_HASH:
-        return bounded_hash(cn, held, key, ring_pos, ring_node, load_bound)
-    return least_loaded(cn)
+        node = bounded_hash(cn, up, n_up, held, key, ring_pos, ring_node, load_bound)
+        if node >= 0:
+            return node
+    return least_loaded(cn, upidx, n_up)

@@ -37,11 +37,15 @@ def offer(
     wroom: np.ndarray,
     wn: int,
     wcap: int,
+    wasted: bool = False,
 ) -> tuple[int, float, float, int]:
     """Offer an attempt arriving at ``t``; return ``(outcome, start, end, new_wn)``.
 
     ``free`` is the heap of the ``c`` worker-free times, ``wroom[:wn]`` the waiting-room exits.
-    ``end`` is the service end (``SERVED``), the give-up time (``TIMEOUT``) or ``t``.
+    ``end`` is the service end (``SERVED``), the give-up time (``TIMEOUT``) or ``t``. With
+    ``wasted``, an attempt whose client gives up is not cancelled: it keeps its place in the
+    waiting room until it starts and is served all the same, for nobody (the work a retry storm
+    wastes).
     """
     wn = heap.drain(wroom, wn, t)
     start = max(t, free[0])
@@ -49,7 +53,11 @@ def offer(
         if wn >= wcap:
             return QUEUE_FULL, t, t, wn
         if start - t > patience:
-            wn = heap.push(wroom, wn, t + patience)
+            if wasted:
+                wn = heap.push(wroom, wn, start)
+                heap.replace_top(free, free.shape[0], start + service)
+            else:
+                wn = heap.push(wroom, wn, t + patience)
             return TIMEOUT, t, t + patience, wn
         wn = heap.push(wroom, wn, start)
     end = start + service

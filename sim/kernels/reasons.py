@@ -3,7 +3,7 @@
 Counters of rejections are laid out in this order (``sim.kernels.pipeline.C_REJECT + code``), and
 the time series and summaries name them (``rejected_<reason>``). The first four come from the
 edge node and the original token bucket, the next from the other admission policies, the last
-from the client itself.
+from the client itself, then the control plane and a fleet with no node up.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ HOLD_TIMEOUT = 6  # held longer than the waiting room's maximum wait (or the per
 SHED = 7  # the adaptive (AIMD) rate limit shed it
 NO_CREDIT = 8  # no credit left (credit-based admission)
 THROTTLED = 9  # the client's adaptive throttle rejected it locally
+AUTH = 10  # the control-plane/auth service was full or too slow
+DOWN = 11  # no edge node is up
 
 REASONS = (
     "bucket",
@@ -30,4 +32,6 @@ REASONS = (
     "shed",
     "no_credit",
     "throttled",
+    "auth",
+    "down",
 )

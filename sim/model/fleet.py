@@ -2,10 +2,16 @@
 
 Node state is a set of arrays, one row per node, that the pipeline kernel updates in place:
 ``free`` (the heap of worker-free times, ``join_workers`` per node), ``wroom``/``wn`` (the heap of
-waiting-room exits and its size, at most ``join_queue_cap``) and ``cn`` (the connections each node
-holds, at most ``connections_per_node``). The release of every held connection, ``(time, node)``,
-waits in one calendar queue for the whole fleet (``rel``, ``sim.kernels.calendar``): the kernel
-hands back the connections released by an attempt's time before it places the attempt.
+waiting-room exits and its size, at most ``join_queue_cap``), ``cn`` (the connections each node
+holds) and ``cap`` (the connections it may hold: ``connections_per_node``, less while it warms
+up after a restart). The release of every held connection, ``(time, node and epoch, join
+record)``, waits in one calendar queue for the whole fleet (``rel``, ``sim.kernels.calendar``):
+the kernel hands back the connections released by an attempt's time before it places the attempt.
+
+The arrays have room for ``max_nodes`` (the autoscaler's ceiling); only the nodes in ``upidx``
+(the ``n_up`` nodes up, in index order; ``up`` is their mask) take attempts. A node that crashes
+(``sim.kernels.crash``) starts a new epoch: its queued release records become stale and are
+dropped when they come due (``epoch[-1]`` counts them).
 """
 
 from __future__ import annotations
@@ -26,16 +32,34 @@ class EdgeFleet:
 
     def __init__(self, cfg: PlatformConfig) -> None:
         self.cfg = cfg
-        n = cfg.nodes
+        n = max(cfg.nodes, cfg.max_nodes or 0)
+        self.size = n
         self.free = np.zeros((n, cfg.join_workers), dtype=np.float64)
         self.wroom = np.zeros((n, cfg.join_queue_cap), dtype=np.float64)
         self.wn = np.zeros(n, dtype=np.int64)
         self.cn = np.zeros(n, dtype=np.int64)
-        self.rel: Any = calendar.new(2, RELEASE_BUCKET_S, slots=RELEASE_SLOTS)
+        self.cap = np.full(n, float(cfg.connections_per_node))
+        self.up = np.zeros(n, dtype=np.int64)
+        self.up[: cfg.nodes] = 1
+        self.upidx = np.zeros(n, dtype=np.int64)
+        self.n_up = 0
+        self.epoch = np.zeros(n + 1, dtype=np.int64)
+        self.rel: Any = calendar.new(3, RELEASE_BUCKET_S, slots=RELEASE_SLOTS)
+        self._index()
+
+    def _index(self) -> None:
+        ups = np.flatnonzero(self.up)
+        self.upidx[: ups.size] = ups
+        self.n_up = int(ups.size)
 
     @property
     def nodes_up(self) -> int:
-        return self.cfg.nodes
+        return self.n_up
+
+    def set_up(self, node: int, up: bool) -> None:
+        """Take a node into the fleet or out of it (from the next attempt on)."""
+        self.up[node] = 1 if up else 0
+        self._index()
 
     def pending(self) -> tuple[np.ndarray, np.ndarray]:
         """``(waiting_exits, connection_releases)``: every pending exit and release time."""
@@ -46,9 +70,12 @@ class EdgeFleet:
         """Forget every pending exit and release (after the engine accounted for them)."""
         self.wn[:] = 0
         self.cn[:] = 0
-        self.rel = calendar.new(2, RELEASE_BUCKET_S, slots=RELEASE_SLOTS)
+        self.epoch[-1] = 0
+        self.rel = calendar.new(3, RELEASE_BUCKET_S, slots=RELEASE_SLOTS)
 
     def snapshot(self, t: float) -> tuple[int, int]:
         """``(waiting, connections)`` over the fleet at time ``t``."""
-        self.rel, waiting, held = pipeline.fleet_snapshot(t, self.wroom, self.wn, self.cn, self.rel)
+        self.rel, waiting, held = pipeline.fleet_snapshot(
+            t, self.wroom, self.wn, self.cn, self.epoch, self.rel
+        )
         return int(waiting), int(held)

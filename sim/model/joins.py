@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.kernels import admission, calendar, heap, pipeline, placement, retry, tally
+from sim.kernels import admission, calendar, crash, heap, pipeline, placement, retry, tally
 from sim.model.fleet import EdgeFleet
 from sim.policies import PLACEMENT, AdmissionConfig, ClientConfig
 
@@ -43,7 +43,7 @@ class JoinPipeline:
         self.throttle = retry.window(self.cli_params[retry.P_THROTTLE_WINDOW])
         self.plc_kind = PLACEMENT[pc.placement]
         if self.plc_kind == placement.CONSISTENT_HASH:
-            self.ring_pos, self.ring_node = placement.hash_ring(pc.nodes, pc.placement_vnodes)
+            self.ring_pos, self.ring_node = placement.hash_ring(fleet.size, pc.placement_vnodes)
         else:
             self.ring_pos, self.ring_node = np.zeros(1), np.zeros(1, dtype=np.int64)
         track = admission.needs_in_flight(self.adm_kind)
@@ -56,9 +56,16 @@ class JoinPipeline:
         fp[pipeline.F_LOAD_BOUND] = pc.placement_load_bound
         fp[pipeline.F_CHOICES] = pc.placement_choices
         fp[pipeline.F_TRACK_FLIGHT] = 1.0 if track else 0.0
+        fp[pipeline.F_WASTED] = 1.0 if pc.timeout_wastes_work else 0.0
+        if pc.auth_workers is not None:
+            fp[pipeline.F_AUTH] = 1.0
+            fp[pipeline.F_AUTH_SERVICE] = pc.auth_service_mean_s
+            fp[pipeline.F_AUTH_TIMEOUT] = pc.auth_timeout_s
+        self.auth_free = np.zeros(pc.auth_workers or 1)
+        self.auth_room = np.zeros(pc.auth_queue_cap if pc.auth_workers is not None else 0)
         self.fp = fp
         # every join in flight waits or is served on a node: at most workers + queue per node
-        self.flight = np.zeros(pc.nodes * (pc.join_workers + pc.join_queue_cap) if track else 1)
+        self.flight = np.zeros(fleet.size * (pc.join_workers + pc.join_queue_cap) if track else 1)
         self.states = states
         # retries and waiting-room releases: (time, slot, stage)
         self.ret: Any = calendar.new(3, RETRY_BUCKET_S, slots=RETRY_SLOTS)
@@ -68,6 +75,7 @@ class JoinPipeline:
         self.bins = np.zeros((_INITIAL, 2), dtype=np.int64)  # joins, departures per tick
         self.latency = np.zeros(_INITIAL)
         self.istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
+        self.carry = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)  # counted in the next tick
         self._peak: tuple[int, tuple[int, float]] = (0, (0, float("nan")))
 
     def step(self, t_end: float, arrivals: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -82,17 +90,35 @@ class JoinPipeline:
         if abs(k * self.tick_s - t_end) > 1e-9 * max(1.0, abs(t_end)):
             raise ValueError(f"t_end = {t_end} is not a multiple of tick_s = {self.tick_s}")
         f = self.fleet
+        self.fp[pipeline.F_NUP] = f.n_up
+        if self.carry.any():
+            counts += self.carry
+            self.carry[:] = 0
         (f.rel, self.ret, self.slots, self.slot_free, self.jr, self.bins, self.latency, n) = (
             pipeline.step(
                 t_end, arrivals, self.adm_kind, self.adm_params, self.adm_state, self.adm_room,
                 self.plc_kind, self.ring_pos, self.ring_node, self.cli_kind, self.cli_params,
-                self.budget, self.throttle, self.fp, f.free, f.wroom, f.wn, f.cn, self.flight,
+                self.budget, self.throttle, self.fp, f.free, f.wroom, f.wn, f.cn, f.cap, f.up,
+                f.upidx, f.epoch, self.auth_free, self.auth_room, self.flight,
                 f.rel, self.ret, self.slots, self.slot_free, self.jr, self.bins, self.istate,
                 counts, self.latency, self.states,
             )
         )  # fmt: skip
         tally.advance(t_end, self.tick_s, self.bins, self.istate, counts)
         return self.latency[:n].copy()
+
+    def crash(self, node: int, t: float, restart_t: float) -> int:
+        """Crash ``node`` at the tick end ``t`` (``sim.kernels.crash``); return the listeners
+        dropped (counted in the next tick's ``dropped``); it is down until ``restart_t``."""
+        f = self.fleet
+        self.ret, self.slots, self.slot_free, dropped = crash.drop(
+            node, t, restart_t, f.rel, self.ret, self.slots, self.slot_free, self.istate,
+            self.jr, self.bins, self.tick_s, f.cn, f.wn, f.free, f.epoch, self.cli_params,
+            self.states,
+        )  # fmt: skip
+        self.carry[pipeline.C_DROPPED] += dropped
+        f.set_up(node, False)
+        return int(dropped)
 
     def drain_held(self, t: float) -> int:
         """People held in the waiting room at ``t`` (those who left by ``t`` forgotten)."""

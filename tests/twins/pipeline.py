@@ -85,6 +85,11 @@ class Setup:
     placement_choices: int = 2
     placement_load_bound: float = 1.25
     ring: tuple[tuple[float, int], ...] = ()
+    timeout_wastes_work: bool = False
+    auth_workers: int | None = None  # the control plane: a FIFO queue before placement
+    auth_service_mean_s: float = 0.01
+    auth_queue_cap: int = 0
+    auth_timeout_s: float = 5.0
 
 
 @dataclass
@@ -95,6 +100,7 @@ class Attempt:
     first: float  # the listener's first attempt
     k: int  # 1 for the first attempt
     outcome: str = ""  # "joined", "held" (until placed), or a rejection reason
+    admitted_t: float | None = None  # when it passed admission, if before its placement
     placed_t: float | None = None  # when it went on to placement (``t``, or its release)
     node: int = -1  # -1 when it never reached a node
     wait_until: float | None = None  # it sits in the waiting room over [placed_t, wait_until)
@@ -171,21 +177,23 @@ def simulate(
     flight: list[float] = []  # when each join in flight ends (its join, or its give-up)
     denied_at: list[float] = []
 
-    # events: (time, priority, sequence, person, attempt number, held attempt or None)
+    auth = Node(free=[0.0] * (s.auth_workers or 1))
+    # events: (time, priority, sequence, person, attempt number, held attempt or None, stage)
     # a person: [first, deadline, previous wait, key]
-    events: list[tuple[float, int, int, list[float], int, Attempt | None]] = []
+    events: list[tuple[float, int, int, list[float], int, Attempt | None, str]] = []
     for i, t in enumerate(arrivals):
-        events.append((float(t), FIRST_ATTEMPT, i, [], 1, None))
+        events.append((float(t), FIRST_ATTEMPT, i, [], 1, None, ""))
     heapq.heapify(events)
     seq = len(events)
     attempts: list[Attempt] = []
 
     while events and events[0][0] < horizon:
-        t, prio, _, person, k, held = heapq.heappop(events)
+        t, prio, _, person, k, held, stage = heapq.heappop(events)
         for nd in nodes:  # forget what is over by now (time only moves forward)
             nd.waiting = [x for x in nd.waiting if x > t]
             nd.conns = [x for x in nd.conns if x > t]
         flight = [x for x in flight if x > t]
+        auth.waiting = [x for x in auth.waiting if x > t]
         if prio == FIRST_ATTEMPT:
             deadline = t + policies.patience(p, rng["patience"])
             key = rng["placement"].uniform() if s.placement == policies.CONSISTENT_HASH else 0.0
@@ -215,7 +223,7 @@ def simulate(
                 code, when, hint = adm.decide(t, conns - len(flight), len(flight), deadline - t)
                 if code == policies.HOLD:
                     a.outcome = "held"
-                    heapq.heappush(events, (when, RETRY, seq, person, k, a))
+                    heapq.heappush(events, (when, RETRY, seq, person, k, a, "held"))
                     seq += 1
                     continue
                 if code >= 0:
@@ -223,6 +231,26 @@ def simulate(
                     fail_t = when
         else:
             a = held
+        if not reason and stage != "authed" and s.auth_workers is not None:
+            a.admitted_t = t
+            service = rng["service"].exponential(s.auth_service_mean_s)
+            worker = auth.free.index(min(auth.free))
+            start = max(t, auth.free[worker])
+            wait = min(s.auth_timeout_s, deadline - t)
+            if start > t and len(auth.waiting) >= s.auth_queue_cap:
+                reason = "auth"
+            elif start - t > wait:
+                reason = "auth"
+                fail_t = t + wait
+                auth.waiting.append(fail_t)
+            else:
+                if start > t:
+                    auth.waiting.append(start)
+                auth.free[worker] = start + service
+                a.outcome = "held"
+                heapq.heappush(events, (start + service, RETRY, seq, person, k, a, "authed"))
+                seq += 1
+                continue
         if not reason:
             a.placed_t = t
             a.node = policies.choose(
@@ -243,6 +271,9 @@ def simulate(
                     reason = "timeout"
                     fail_t = t + wait
                     a.wait_until = a.conn_until = fail_t
+                    if s.timeout_wastes_work:  # nobody cancels it: it waits and is served
+                        a.wait_until = start
+                        nd.free[worker] = start + service
                     flight.append(fail_t)
                     adm.observe(t, wait)
                 else:
@@ -271,11 +302,20 @@ def simulate(
             else:
                 a.retry_t = fail_t + wait
                 person[2] = wait
-                heapq.heappush(events, (a.retry_t, RETRY, seq, person, k + 1, None))
+                heapq.heappush(events, (a.retry_t, RETRY, seq, person, k + 1, None, ""))
                 seq += 1
 
     pending = sum(1 for e in events if e[1] == RETRY)
     return _report(attempts, list(map(float, tick_ends)), arrivals, pending, denied_at)
+
+
+def decided(a: Attempt) -> float:
+    """When what became of an attempt was decided: its placement, its passing admission (when
+    the control plane refused it), or the attempt itself."""
+    for x in (a.placed_t, a.admitted_t):
+        if x is not None:
+            return x
+    return a.t
 
 
 def _report(
@@ -301,14 +341,16 @@ def _report(
     # an attempt counts when it is made; what happened at placement, in the tick it was placed
     order = sorted(
         (a for a in attempts if a.outcome != "held"),
-        key=lambda a: a.t if a.placed_t is None else a.placed_t,
+        key=lambda a: decided(a),
     )
     for a in attempts:
         ticks[tick_of(a.t)]["attempts"] += 1
     for a in order:
-        at = a.t if a.placed_t is None else a.placed_t
+        at = decided(a)
         tick = ticks[tick_of(at)]
-        if a.placed_t is not None:
+        if a.admitted_t is not None:
+            ticks[tick_of(a.admitted_t)]["admitted"] += 1
+        elif a.placed_t is not None:
             tick["admitted"] += 1
         if a.outcome == "joined":
             assert a.join_t is not None and a.leave_t is not None

@@ -33,6 +33,8 @@ REASONS = (
     "shed",
     "no_credit",
     "throttled",
+    "auth",
+    "down",
 )
 REJECT_BUCKET = 0
 

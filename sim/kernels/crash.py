@@ -1,0 +1,124 @@
+"""A node crash: every listener on it is dropped at once and reconnects a little later.
+
+At a tick boundary ``T`` the health model (``sim.model.health``) may crash a node. ``drop`` then:
+
+1. finds the node's connections in the release calendar (records ``(release time, node and
+   epoch, join record)``, walked in place, nothing removed): each one that belongs to a joined
+   listener still connected at ``T`` (joined by ``T``, leaving after it) or to a join still in
+   flight (joining after ``T``) is dropped at ``T``: its departure, and for a join in flight its
+   join too, move to ``T`` in the join records and in the bins of joins and departures (a join in
+   flight on a crashed node counts as joined and dropped at the crash);
+2. schedules a reconnect for each dropped listener, in the order of their join records, at
+   ``T + reconnect_min_s + Exp(reconnect_mean_s)`` (stream ``reconnect``): a new first attempt
+   through the retry calendar (stage ``STAGE_RECONNECT``);
+3. starts a new epoch for the node: its queued release records become stale (the pipeline drops
+   them when they come due, ``epoch[-1]`` counts them), its connection count, waiting room and
+   workers are reset, the workers busy until the restart.
+
+Attempts that timed out on the node keep the retries they already have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from sim.kernels import calendar, pipeline, retry
+from sim.kernels import rng as rn
+from sim.kernels import rows as rw
+
+
+@njit(cache=True)
+def _rows_of(rel: Any, code: float) -> np.ndarray:
+    """The join-record rows of the release records whose node column is ``code``."""
+    out = np.empty(max(16, rel.ist[calendar.I_SIZE]), dtype=np.int64)
+    n = 0
+    ist = rel.ist
+    for i in range(ist[calendar.I_CI], ist[calendar.I_CN]):
+        if rel.cur[i, 1] == code and rel.cur[i, 2] >= 0:
+            out[n] = int(rel.cur[i, 2])
+            n += 1
+    for i in range(ist[calendar.I_LN]):
+        if rel.late[i, 1] == code and rel.late[i, 2] >= 0:
+            out[n] = int(rel.late[i, 2])
+            n += 1
+    for i in range(ist[calendar.I_FN]):
+        if rel.far[i, 1] == code and rel.far[i, 2] >= 0:
+            out[n] = int(rel.far[i, 2])
+            n += 1
+    ring = rel.ring
+    for slot in range(ring.shape[0]):
+        blk = ring[slot, 0]
+        while blk >= 0:
+            rows = ring[slot, 2] if blk == ring[slot, 1] else calendar.BLOCK
+            for r in range(blk * calendar.BLOCK, blk * calendar.BLOCK + rows):
+                if rel.pool[r, 1] == code and rel.pool[r, 2] >= 0:
+                    out[n] = int(rel.pool[r, 2])
+                    n += 1
+            blk = rel.link[blk]
+    return np.sort(out[:n])
+
+
+@njit(cache=True)
+def drop(
+    node: int,
+    t: float,
+    restart_t: float,
+    rel: Any,
+    ret: Any,
+    slots: np.ndarray,
+    slot_free: np.ndarray,
+    istate: np.ndarray,
+    jr: np.ndarray,
+    bins: np.ndarray,
+    bin_s: float,
+    cn: np.ndarray,
+    wn: np.ndarray,
+    free: np.ndarray,
+    epoch: np.ndarray,
+    cp: np.ndarray,
+    st: np.ndarray,
+) -> tuple[Any, np.ndarray, np.ndarray, int]:
+    """Crash ``node`` at ``t`` (a tick end); return ``(ret, slots, slot_free, dropped)``."""
+    code = float(node + epoch[node] * pipeline.EPOCH_SPAN)
+    rows = _rows_of(rel, code)
+    bt = int(t // bin_s)
+    dropped = 0
+    for r in rows:
+        join = jr[r, 0]
+        leave = jr[r, 1]
+        if leave <= t:
+            continue  # left before the crash (its release was not handed back yet)
+        if join > t:  # in flight: counts as joined at the crash
+            bins[int(join // bin_s), 0] -= 1
+            bins[bt, 0] += 1
+            jr[r, 0] = t
+        bins[int(leave // bin_s), 1] -= 1
+        bins[bt, 1] += 1
+        jr[r, 1] = t
+        dropped += 1
+        back = t + cp[retry.P_RECONNECT_MIN] + rn.exponential(
+            st, pipeline.R_RECONNECT, cp[retry.P_RECONNECT_MEAN]
+        )
+        if istate[pipeline.S_SLOT_FREE] == 0 and istate[pipeline.S_SLOT_USED] == slots.shape[0]:
+            slots = rw.grow_rows(slots, slots.shape[0] + 1, False)
+            stack = np.empty(slots.shape[0], dtype=np.int64)
+            stack[: slot_free.shape[0]] = slot_free
+            slot_free = stack
+        if istate[pipeline.S_SLOT_FREE] > 0:
+            istate[pipeline.S_SLOT_FREE] -= 1
+            slot = slot_free[istate[pipeline.S_SLOT_FREE]]
+        else:
+            slot = istate[pipeline.S_SLOT_USED]
+            istate[pipeline.S_SLOT_USED] += 1
+        ret = calendar.push(ret, back, float(slot), pipeline.STAGE_RECONNECT)
+    istate[pipeline.S_RETRY_N] = ret.ist[calendar.I_SIZE]
+    epoch[epoch.shape[0] - 1] += cn[node]
+    epoch[node] += 1
+    cn[node] = 0
+    wn[node] = 0
+    for w in range(free.shape[1]):
+        free[node, w] = restart_t
+    return ret, slots, slot_free, dropped

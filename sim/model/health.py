@@ -1,0 +1,132 @@
+"""Edge-node health: utilisation, overload, crashes, restarts and warm-up.
+
+At every tick end the health monitor (a SimPy process beside the ticker) measures each node that
+is up: its CPU share, ``(busy join workers · cpu_per_join_worker + connected · cpu_per_listener)
+/ cpu_cores``, and its memory share, ``connections · memory_per_connection_mb / memory_mb``. A node
+at or above ``overload_share`` of either is overloaded; one that stays overloaded for
+``crash_after_s`` crashes: its listeners are dropped and reconnect (``sim.kernels.crash``), it is
+down for ``restart_s`` (its workers busy until then), and after the restart its connection cap
+ramps from 0 to ``connections_per_node`` over ``warmup_s``. Each crash and restart is an event
+``{t_s, kind, target, detail}`` of the run. Nothing here acts inside a tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import simpy
+from numba import njit
+
+from sim.config import PlatformConfig
+from sim.model.fleet import EdgeFleet
+from sim.model.joins import JoinPipeline
+
+
+@njit(cache=True)
+def utilisation(
+    t: float, free: np.ndarray, cn: np.ndarray, up: np.ndarray, params: np.ndarray, out: np.ndarray
+) -> None:
+    """``out[i]``: the larger of node ``i``'s CPU and memory shares at ``t`` (0 when down).
+
+    ``params = (cpu_cores, cpu_per_join_worker, cpu_per_listener, memory_mb,
+    memory_per_connection_mb)``.
+    """
+    for i in range(cn.shape[0]):
+        if up[i] == 0:
+            out[i] = 0.0
+            continue
+        busy = 0
+        for w in range(free.shape[1]):
+            if free[i, w] > t:
+                busy += 1
+        cpu = (busy * params[1] + cn[i] * params[2]) / params[0]
+        mem = cn[i] * params[4] / params[3]
+        out[i] = max(cpu, mem)
+
+
+class Health:
+    """The health monitor of the fleet (only built when nodes can crash)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        cfg: PlatformConfig,
+        fleet: EdgeFleet,
+        joins: JoinPipeline,
+        tick_s: float,
+        events: list[dict[str, Any]],
+        done: simpy.Event,
+    ) -> None:
+        assert cfg.crash_after_s is not None
+        self.env, self.cfg, self.fleet, self.joins = env, cfg, fleet, joins
+        self.tick_s = tick_s
+        self.events = events
+        self.done = done
+        self.params = np.array(
+            [
+                cfg.cpu_cores,
+                cfg.cpu_per_join_worker,
+                cfg.cpu_per_listener,
+                cfg.memory_mb,
+                cfg.memory_per_connection_mb,
+            ]
+        )
+        self.util = np.zeros(fleet.size)
+        self.over_since = np.full(fleet.size, np.inf)
+        self.crashes = 0
+        self.restarts: dict[int, float] = {}  # node: when it comes back
+        self.warming: dict[int, float] = {}  # node: when it came back
+        self.process = env.process(self._run())
+
+    def _run(self) -> Generator[simpy.Event, Any, None]:
+        k = 0
+        while not self.done.triggered:
+            k += 1
+            yield self.env.timeout(k * self.tick_s - self.env.now)
+            self.check(k * self.tick_s)
+
+    def check(self, t: float) -> None:
+        """The tick that ends at ``t`` is over: restarts, warm-up, then overload and crashes."""
+        f, cfg = self.fleet, self.cfg
+        for node, at in list(self.restarts.items()):
+            if t >= at - 1e-9:
+                del self.restarts[node]
+                f.set_up(node, True)
+                f.cap[node] = 0.0 if cfg.warmup_s > 0 else float(cfg.connections_per_node)
+                self.warming[node] = t
+                self.events.append(
+                    {"t_s": t, "kind": "restart", "target": f"node {node}", "detail": "back up"}
+                )
+        for node, since in list(self.warming.items()):
+            share = 1.0 if cfg.warmup_s <= 0 else min(1.0, (t - since) / cfg.warmup_s)
+            f.cap[node] = np.floor(cfg.connections_per_node * share)
+            if share >= 1.0:
+                del self.warming[node]
+        utilisation(t, f.free, f.cn, f.up, self.params, self.util)
+        over = self.util >= cfg.overload_share
+        self.over_since[~over] = np.inf
+        self.over_since[over] = np.minimum(self.over_since[over], t - self.tick_s)
+        assert cfg.crash_after_s is not None
+        for node in np.flatnonzero(t - self.over_since >= cfg.crash_after_s - 1e-9):
+            self.crash(int(node), t)
+
+    def crash(self, node: int, t: float) -> None:
+        cfg = self.cfg
+        # down for restart_s, back at a tick end
+        back = float(np.ceil((t + cfg.restart_s) / self.tick_s - 1e-9) * self.tick_s)
+        util = float(self.util[node])
+        dropped = self.joins.crash(node, t, back)
+        self.over_since[node] = np.inf
+        self.restarts[node] = back
+        self.crashes += 1
+        self.events.append(
+            {
+                "t_s": t,
+                "kind": "crash",
+                "target": f"node {node}",
+                "detail": f"overloaded (utilisation {util:.2f}) for {cfg.crash_after_s:g} s;"
+                f" {dropped} listeners dropped; down until {back:g} s",
+            }
+        )
