@@ -42,6 +42,47 @@ class PointConfig:
     tau_s: float | None = None
 
 
+ACTIONS = (
+    "cap_listeners",  # value: connections the room may hold (null: lift the cap)
+    "waiting_room",  # value: release_per_s; max_wait_s: switch admission to a waiting room
+    "add_nodes",  # count nodes, up after for_s (provisioning)
+    "drain_nodes",  # count nodes out of placement for for_s (they keep their listeners)
+    "crash_nodes",  # count nodes crash now (listeners dropped, they reconnect)
+    "end_room",  # every node crashes; share of the listeners reconnect; back after for_s
+)
+
+
+@dataclass
+class ActionConfig:
+    """An operator action on the scenario timeline, taken at the first tick end >= ``t_s``."""
+
+    t_s: float = MISSING
+    do: str = MISSING
+    value: float | None = None
+    count: int = 0
+    for_s: float = 0.0
+    share: float = 1.0
+    max_wait_s: float = 300.0
+
+    def problems(self) -> Iterator[Problem]:
+        if self.do not in ACTIONS:
+            yield "do", self.do, f"one of {', '.join(ACTIONS)}"
+        if not self.t_s >= 0:
+            yield "t_s", self.t_s, "a time >= 0 (seconds)"
+        if self.do in ("add_nodes", "drain_nodes", "crash_nodes") and not self.count >= 1:
+            yield "count", self.count, f"an integer >= 1 (nodes) for {self.do}"
+        if self.do == "waiting_room" and not (self.value is not None and self.value > 0):
+            yield "value", self.value, "the release rate, a number > 0 (per second)"
+        if self.do == "cap_listeners" and self.value is not None and not self.value >= 0:
+            yield "value", self.value, "connections >= 0, or null (no cap)"
+        if not self.for_s >= 0:
+            yield "for_s", self.for_s, "a number >= 0 (seconds)"
+        if not 0 <= self.share <= 1:
+            yield "share", self.share, "a number in [0, 1]"
+        if not self.max_wait_s >= 0:
+            yield "max_wait_s", self.max_wait_s, "a number >= 0 (seconds)"
+
+
 @dataclass
 class ScenarioConfig:
     """The surge: new listeners arrive as a Poisson process with intensity λ(t) given by points."""
@@ -50,8 +91,12 @@ class ScenarioConfig:
     profile: list[PointConfig] = field(default_factory=list)
     expected_arrivals: float | None = None
     session_mean_s: float = 300.0
+    actions: list[ActionConfig] = field(default_factory=list)
 
     def problems(self) -> Iterator[Problem]:
+        for i, a in enumerate(self.actions):
+            for k, v, allowed in a.problems():
+                yield f"actions[{i}].{k}", v, allowed
         if len(self.profile) < 2:
             yield "profile", len(self.profile), "at least 2 points"
         last = -math.inf
@@ -157,6 +202,40 @@ class PlatformConfig:
 
 
 @dataclass
+class AutoscalerConfig:
+    """Adds edge nodes when the fleet runs hot: ``policy: none`` or ``target``.
+
+    Every ``interval_s`` the utilisation of the nodes up (the larger of connections held / caps
+    and busy join workers / workers) is compared with ``target_utilisation``; above it, enough
+    nodes to bring it back to the target (at most ``max_step``, at most ``max_nodes`` in all) are
+    ordered and come up ``provisioning_delay_s`` later; then nothing is ordered for
+    ``cooldown_s``.
+    """
+
+    policy: str = "none"
+    target_utilisation: float = 0.7
+    interval_s: float = 10.0
+    provisioning_delay_s: float = 120.0
+    max_step: int = 8
+    cooldown_s: float = 60.0
+    max_nodes: int = 64
+
+    def problems(self) -> Iterator[Problem]:
+        if self.policy not in ("none", "target"):
+            yield "policy", self.policy, "one of none, target"
+        if not 0 < self.target_utilisation <= 1:
+            yield "target_utilisation", self.target_utilisation, "a number in (0, 1]"
+        for key in ("interval_s", "provisioning_delay_s", "cooldown_s"):
+            if not getattr(self, key) >= 0:
+                yield key, getattr(self, key), "a number >= 0 (seconds)"
+        if not self.interval_s > 0:
+            yield "interval_s", self.interval_s, "a number > 0 (seconds)"
+        for key in ("max_step", "max_nodes"):
+            if not 1 <= getattr(self, key) <= 1_000_000:
+                yield key, getattr(self, key), "an integer in [1, 1000000]"
+
+
+@dataclass
 class EngineConfig:
     """How the simulation advances: which engine, tick length, safety limit, progress bar."""
 
@@ -193,6 +272,7 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     criterion: CriterionConfig = field(default_factory=CriterionConfig)
+    autoscaler: AutoscalerConfig = field(default_factory=AutoscalerConfig)
     seed: int = 0
 
 
@@ -268,7 +348,7 @@ def to_config(cfg: DictConfig) -> Config:
 
 def check(cfg: Config) -> Iterator[Problem]:
     """Every problem of a typed config, with keys relative to the root."""
-    for group in ("scenario", "platform", "engine", "criterion"):
+    for group in ("scenario", "platform", "engine", "criterion", "autoscaler"):
         for k, v, allowed in getattr(cfg, group).problems():
             yield f"{group}.{k}", v, allowed
     yield from _policy_problems(cfg)
@@ -310,6 +390,7 @@ def register() -> None:
     cs.store(group="schema/engine", name="engine", node=EngineConfig)
     cs.store(group="schema/output", name="output", node=OutputConfig)
     cs.store(group="schema/criterion", name="criterion", node=CriterionConfig)
+    cs.store(group="schema/autoscaler", name="autoscaler", node=AutoscalerConfig)
     for name, adm in ADMISSION.items():
         cs.store(group="schema/admission", name=name, node=adm)
     for name, cli in RETRY.items():

@@ -30,7 +30,8 @@ from sim.config import Config
 from sim.kernels import pipeline
 from sim.kernels.stats import counts_up_to, segment_quantiles
 from sim.model.fleet import EdgeFleet
-from sim.model.health import Health, utilisation
+from sim.model.health import Health, Restarts, utilisation
+from sim.model.operator import Autoscaler, Operator, room_for
 from sim.model.joins import JoinPipeline
 from sim.model.metrics import Metrics
 from sim.model.surge import SurgeSource
@@ -55,7 +56,9 @@ class Engine:
         self.cfg = cfg
         self.scale = cfg.scenario.scale()
         self.surge = SurgeSource(cfg.scenario, streams.stream(cfg.seed, streams.ARRIVALS))
-        self.fleet = EdgeFleet(cfg.platform)
+        self.fleet = EdgeFleet(
+            cfg.platform, room_for(cfg.scenario.actions, cfg.autoscaler, cfg.platform.nodes)
+        )
         self.joins = JoinPipeline(
             self.fleet,
             cfg.admission,
@@ -71,15 +74,34 @@ class Engine:
         self.end_s = 0.0
         self.background: list[simpy.Process] = []  # components that act between ticks
         self.events: list[dict[str, Any]] = []  # what they did: {t_s, kind, target, detail}
+        self._tick_end = self.env.event()  # succeeds with each tick's end, after the tick
         self.env.process(self._ticker())
-        self.health: Health | None = None
+        tick_s = cfg.engine.tick_s
+        self.restarts = Restarts(cfg.platform, self.fleet, self.joins, tick_s, self.events)
         if cfg.platform.crash_after_s is not None:
-            self.health = Health(
-                self.env, cfg.platform, self.fleet, self.joins, cfg.engine.tick_s, self.events,
-                self.finished,
+            health = Health(self.env, self.tick_end, cfg.platform, self.fleet, self.restarts)
+            self.background.append(health.process)
+        if cfg.scenario.actions:
+            operator = Operator(
+                self.env, self.tick_end, cfg.scenario.actions, self.fleet, self.joins,
+                self._operator_crash, self.events,
             )  # fmt: skip
-            self.background.append(self.health.process)
+            self.background.append(operator.process)
+        if cfg.autoscaler.policy == "target":
+            scaler = Autoscaler(
+                self.env, self.tick_end, cfg.autoscaler, self.fleet, self.events, self.finished
+            )
+            self.background.append(scaler.process)
         _warm_up(cfg)
+
+    def tick_end(self) -> simpy.Event:
+        """The event of the current tick's end: components wait on it to act between ticks."""
+        return self._tick_end
+
+    def _operator_crash(self, node: int, back: float, share: float) -> None:
+        t = self.env.now
+        back = back if back > t else t + self.cfg.platform.restart_s
+        self.restarts.crash(node, t, back, share, "operator")
 
     def _ticker(self) -> Generator[simpy.Event, Any, None]:
         dt = self.cfg.engine.tick_s
@@ -90,6 +112,9 @@ class Engine:
             t_end = k * dt
             yield self.env.timeout(t_end - self.env.now)
             self._tick(t_end)
+            self.restarts.act(t_end)
+            done, self._tick_end = self._tick_end, self.env.event()
+            done.succeed(t_end)
             self.end_s = t_end
             if self.surge.exhausted(t_end) and self.joins.idle:
                 break
@@ -100,6 +125,7 @@ class Engine:
                 self.failure = f"engine.max_sim_s = {limit} s reached before every listener left"
                 break
         self.finished.succeed()
+        self._tick_end.succeed(None)  # the components' processes end
 
     def _tick(self, t_end: float) -> None:
         counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
@@ -122,6 +148,7 @@ class Engine:
             self.surge.exhausted(t)
             and self.joins.only_departures_left
             and not any(p.is_alive for p in self.background)
+            and not self.restarts.busy
         )
 
     def _tail(self, k: int, dt: float) -> None:

@@ -11,7 +11,7 @@ from sim.config import Config
 from sim.hydra_app import check_overrides, conf_dir
 from tests.conftest import typed_config
 
-GROUPS = ("scenario", "platform", "admission", "client", "engine", "output", "criterion")
+GROUPS = ("scenario", "platform", "admission", "client", "engine", "output", "criterion", "autoscaler")
 
 
 def _options(group: str) -> list[str]:

@@ -10,7 +10,8 @@ At a tick boundary ``T`` the health model (``sim.model.health``) may crash a nod
    flight on a crashed node counts as joined and dropped at the crash);
 2. schedules a reconnect for each dropped listener, in the order of their join records, at
    ``T + reconnect_min_s + Exp(reconnect_mean_s)`` (stream ``reconnect``): a new first attempt
-   through the retry calendar (stage ``STAGE_RECONNECT``);
+   through the retry calendar (stage ``STAGE_RECONNECT``); when the room ended (an operator
+   action), only a share of them come back;
 3. starts a new epoch for the node: its queued release records become stale (the pipeline drops
    them when they come due, ``epoch[-1]`` counts them), its connection count, waiting room and
    workers are reset, the workers busy until the restart.
@@ -80,8 +81,13 @@ def drop(
     epoch: np.ndarray,
     cp: np.ndarray,
     st: np.ndarray,
+    share: float = 1.0,
 ) -> tuple[Any, np.ndarray, np.ndarray, int]:
-    """Crash ``node`` at ``t`` (a tick end); return ``(ret, slots, slot_free, dropped)``."""
+    """Crash ``node`` at ``t`` (a tick end); return ``(ret, slots, slot_free, dropped)``.
+
+    A dropped listener reconnects with probability ``share`` (one uniform draw of the
+    ``reconnect`` stream each when ``share < 1``); the others are gone.
+    """
     code = float(node + epoch[node] * pipeline.EPOCH_SPAN)
     rows = _rows_of(rel, code)
     bt = int(t // bin_s)
@@ -99,6 +105,8 @@ def drop(
         bins[bt, 1] += 1
         jr[r, 1] = t
         dropped += 1
+        if share < 1.0 and rn.uniform(st, pipeline.R_RECONNECT) >= share:
+            continue
         back = t + cp[retry.P_RECONNECT_MIN] + rn.exponential(
             st, pipeline.R_RECONNECT, cp[retry.P_RECONNECT_MEAN]
         )

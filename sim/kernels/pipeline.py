@@ -107,7 +107,8 @@ F_WASTED = 9  # 1: a timed-out join is still served (``sim.kernels.queue.offer``
 F_AUTH = 10  # 1: admitted attempts pass the control-plane/auth service first
 F_AUTH_SERVICE = 11  # its mean service time
 F_AUTH_TIMEOUT = 12  # and its timeout
-N_PLATFORM = 13
+F_LIVE_CAP = 13  # the operator's cap on connections held (inf: none): rejections ``cap``
+N_PLATFORM = 14
 
 # a release record's node column: the node and its epoch (the crashes it went through), so that
 # a crash forgets the node's connections at once and their records are dropped when they come due
@@ -432,6 +433,8 @@ def _run(
                 retry.window_add(t_ring, t_sums, 0, 1.0)
                 if rn.uniform(st, R_CLIENT) < p_reject:
                     reason = reasons.THROTTLED
+            if reason < 0 and c_ist[calendar.I_SIZE] - epoch[stale] >= fp[F_LIVE_CAP]:
+                reason = reasons.CAP  # the operator capped the room
             if reason < 0:
                 if track:
                     istate[S_FLIGHT] = heap.drain(flight, istate[S_FLIGHT], t)

@@ -30,9 +30,9 @@ RELEASE_SLOTS = 8192  # buckets in its ring: releases within ~2 h go to a bucket
 class EdgeFleet:
     """The nodes of the platform and their join state."""
 
-    def __init__(self, cfg: PlatformConfig) -> None:
+    def __init__(self, cfg: PlatformConfig, room_for: int = 0) -> None:
         self.cfg = cfg
-        n = max(cfg.nodes, cfg.max_nodes or 0)
+        n = max(cfg.nodes, cfg.max_nodes or 0, room_for)
         self.size = n
         self.free = np.zeros((n, cfg.join_workers), dtype=np.float64)
         self.wroom = np.zeros((n, cfg.join_queue_cap), dtype=np.float64)
@@ -45,6 +45,7 @@ class EdgeFleet:
         self.n_up = 0
         self.epoch = np.zeros(n + 1, dtype=np.int64)
         self.rel: Any = calendar.new(3, RELEASE_BUCKET_S, slots=RELEASE_SLOTS)
+        self._provisioned = cfg.nodes
         self._index()
 
     def _index(self) -> None:
@@ -55,6 +56,20 @@ class EdgeFleet:
     @property
     def nodes_up(self) -> int:
         return self.n_up
+
+    @property
+    def provisioned(self) -> int:
+        """Nodes in the fleet, up or down (the next one added gets this index)."""
+        return self._provisioned
+
+    def add(self) -> int:
+        """Bring a new node into the fleet (up, empty); return its index."""
+        if self._provisioned >= self.size:
+            raise ValueError(f"the fleet has room for {self.size} nodes only")
+        node = self._provisioned
+        self._provisioned += 1
+        self.set_up(node, True)
+        return node
 
     def set_up(self, node: int, up: bool) -> None:
         """Take a node into the fleet or out of it (from the next attempt on)."""

@@ -1,18 +1,20 @@
 """Edge-node health: utilisation, overload, crashes, restarts and warm-up.
 
-At every tick end the health monitor (a SimPy process beside the ticker) measures each node that
-is up: its CPU share, ``(busy join workers · cpu_per_join_worker + connected · cpu_per_listener)
-/ cpu_cores``, and its memory share, ``connections · memory_per_connection_mb / memory_mb``. A node
-at or above ``overload_share`` of either is overloaded; one that stays overloaded for
-``crash_after_s`` crashes: its listeners are dropped and reconnect (``sim.kernels.crash``), it is
-down for ``restart_s`` (its workers busy until then), and after the restart its connection cap
-ramps from 0 to ``connections_per_node`` over ``warmup_s``. Each crash and restart is an event
+At every tick end the health monitor (a SimPy process that wakes after the ticker) measures each
+node that is up: its CPU share, ``(busy join workers · cpu_per_join_worker + connected ·
+cpu_per_listener) / cpu_cores``, and its memory share, ``connections · memory_per_connection_mb /
+memory_mb``. A node at or above ``overload_share`` of either is overloaded; one that stays
+overloaded for ``crash_after_s`` crashes: its listeners are dropped and reconnect
+(``sim.kernels.crash``), it is down for ``restart_s`` (its workers busy until then), and after
+the restart its connection cap ramps from 0 to ``connections_per_node`` over ``warmup_s``
+(``Restarts``, which the operator's crashes use too). Each crash and restart is an event
 ``{t_s, kind, target, detail}`` of the run. Nothing here acts inside a tick.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import math
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -46,24 +48,75 @@ def utilisation(
         out[i] = max(cpu, mem)
 
 
+class Restarts:
+    """Crashed nodes and their way back: down until a tick end, then warming up."""
+
+    def __init__(
+        self,
+        cfg: PlatformConfig,
+        fleet: EdgeFleet,
+        joins: JoinPipeline,
+        tick_s: float,
+        events: list[dict[str, Any]],
+    ) -> None:
+        self.cfg, self.fleet, self.joins, self.tick_s = cfg, fleet, joins, tick_s
+        self.events = events
+        self.down: dict[int, float] = {}  # node: when it comes back
+        self.warming: dict[int, float] = {}  # node: when it came back
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.down or self.warming)
+
+    def crash(self, node: int, t: float, back: float, share: float, why: str) -> None:
+        """Crash ``node`` at the tick end ``t``; it is back at the first tick end >= ``back``."""
+        back = float(math.ceil(back / self.tick_s - 1e-9) * self.tick_s)
+        dropped = self.joins.crash(node, t, max(back, t), share)
+        self.down[node] = back
+        self.warming.pop(node, None)
+        self.events.append(
+            {
+                "t_s": t,
+                "kind": "crash",
+                "target": f"node {node}",
+                "detail": f"{why}; {dropped} listeners dropped; down until {back:g} s",
+            }
+        )
+
+    def act(self, t: float) -> None:
+        """The tick that ends at ``t`` is over: nodes due come back, warming nodes ramp up."""
+        if not self.busy:
+            return
+        f, cfg = self.fleet, self.cfg
+        for node, at in list(self.down.items()):
+            if t >= at - 1e-9:
+                del self.down[node]
+                f.set_up(node, True)
+                self.warming[node] = t
+                self.events.append(
+                    {"t_s": t, "kind": "restart", "target": f"node {node}", "detail": "back up"}
+                )
+        for node, since in list(self.warming.items()):
+            share = 1.0 if cfg.warmup_s <= 0 else min(1.0, (t - since) / cfg.warmup_s)
+            f.cap[node] = np.floor(cfg.connections_per_node * share)
+            if share >= 1.0:
+                del self.warming[node]
+
+
 class Health:
     """The health monitor of the fleet (only built when nodes can crash)."""
 
     def __init__(
         self,
         env: simpy.Environment,
+        tick_end: Callable[[], simpy.Event],
         cfg: PlatformConfig,
         fleet: EdgeFleet,
-        joins: JoinPipeline,
-        tick_s: float,
-        events: list[dict[str, Any]],
-        done: simpy.Event,
+        restarts: Restarts,
     ) -> None:
         assert cfg.crash_after_s is not None
-        self.env, self.cfg, self.fleet, self.joins = env, cfg, fleet, joins
-        self.tick_s = tick_s
-        self.events = events
-        self.done = done
+        self.env, self.cfg, self.fleet, self.restarts = env, cfg, fleet, restarts
+        self.tick_s = restarts.tick_s
         self.params = np.array(
             [
                 cfg.cpu_cores,
@@ -75,58 +128,26 @@ class Health:
         )
         self.util = np.zeros(fleet.size)
         self.over_since = np.full(fleet.size, np.inf)
-        self.crashes = 0
-        self.restarts: dict[int, float] = {}  # node: when it comes back
-        self.warming: dict[int, float] = {}  # node: when it came back
+        self._tick_end = tick_end
         self.process = env.process(self._run())
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
-        k = 0
-        while not self.done.triggered:
-            k += 1
-            yield self.env.timeout(k * self.tick_s - self.env.now)
-            self.check(k * self.tick_s)
+        while True:
+            t = yield self._tick_end()
+            if t is None:
+                return
+            self.check(float(t))
 
     def check(self, t: float) -> None:
-        """The tick that ends at ``t`` is over: restarts, warm-up, then overload and crashes."""
+        """Overload and crashes at the tick end ``t`` (restarts are due first)."""
         f, cfg = self.fleet, self.cfg
-        for node, at in list(self.restarts.items()):
-            if t >= at - 1e-9:
-                del self.restarts[node]
-                f.set_up(node, True)
-                f.cap[node] = 0.0 if cfg.warmup_s > 0 else float(cfg.connections_per_node)
-                self.warming[node] = t
-                self.events.append(
-                    {"t_s": t, "kind": "restart", "target": f"node {node}", "detail": "back up"}
-                )
-        for node, since in list(self.warming.items()):
-            share = 1.0 if cfg.warmup_s <= 0 else min(1.0, (t - since) / cfg.warmup_s)
-            f.cap[node] = np.floor(cfg.connections_per_node * share)
-            if share >= 1.0:
-                del self.warming[node]
         utilisation(t, f.free, f.cn, f.up, self.params, self.util)
         over = self.util >= cfg.overload_share
         self.over_since[~over] = np.inf
         self.over_since[over] = np.minimum(self.over_since[over], t - self.tick_s)
         assert cfg.crash_after_s is not None
         for node in np.flatnonzero(t - self.over_since >= cfg.crash_after_s - 1e-9):
-            self.crash(int(node), t)
-
-    def crash(self, node: int, t: float) -> None:
-        cfg = self.cfg
-        # down for restart_s, back at a tick end
-        back = float(np.ceil((t + cfg.restart_s) / self.tick_s - 1e-9) * self.tick_s)
-        util = float(self.util[node])
-        dropped = self.joins.crash(node, t, back)
-        self.over_since[node] = np.inf
-        self.restarts[node] = back
-        self.crashes += 1
-        self.events.append(
-            {
-                "t_s": t,
-                "kind": "crash",
-                "target": f"node {node}",
-                "detail": f"overloaded (utilisation {util:.2f}) for {cfg.crash_after_s:g} s;"
-                f" {dropped} listeners dropped; down until {back:g} s",
-            }
-        )
+            util = float(self.util[node])
+            self.over_since[node] = np.inf
+            why = f"overloaded (utilisation {util:.2f}) for {cfg.crash_after_s:g} s"
+            self.restarts.crash(int(node), t, t + cfg.restart_s, 1.0, why)

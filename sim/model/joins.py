@@ -57,6 +57,7 @@ class JoinPipeline:
         fp[pipeline.F_CHOICES] = pc.placement_choices
         fp[pipeline.F_TRACK_FLIGHT] = 1.0 if track else 0.0
         fp[pipeline.F_WASTED] = 1.0 if pc.timeout_wastes_work else 0.0
+        fp[pipeline.F_LIVE_CAP] = np.inf
         if pc.auth_workers is not None:
             fp[pipeline.F_AUTH] = 1.0
             fp[pipeline.F_AUTH_SERVICE] = pc.auth_service_mean_s
@@ -107,18 +108,32 @@ class JoinPipeline:
         tally.advance(t_end, self.tick_s, self.bins, self.istate, counts)
         return self.latency[:n].copy()
 
-    def crash(self, node: int, t: float, restart_t: float) -> int:
+    def crash(self, node: int, t: float, restart_t: float, share: float = 1.0) -> int:
         """Crash ``node`` at the tick end ``t`` (``sim.kernels.crash``); return the listeners
-        dropped (counted in the next tick's ``dropped``); it is down until ``restart_t``."""
+        dropped (counted in the next tick's ``dropped``); it is down until ``restart_t``. A share
+        ``share`` of the dropped listeners reconnect."""
         f = self.fleet
         self.ret, self.slots, self.slot_free, dropped = crash.drop(
             node, t, restart_t, f.rel, self.ret, self.slots, self.slot_free, self.istate,
             self.jr, self.bins, self.tick_s, f.cn, f.wn, f.free, f.epoch, self.cli_params,
-            self.states,
+            self.states, share,
         )  # fmt: skip
         self.carry[pipeline.C_DROPPED] += dropped
         f.set_up(node, False)
         return int(dropped)
+
+    def set_admission(self, cfg: AdmissionConfig) -> None:
+        """Switch the admission policy (an operator action, at a tick end): a fresh state."""
+        self.adm_kind, self.adm_params = cfg.kernel()
+        self.adm_state, self.adm_room = admission.new_state(self.adm_kind, self.adm_params)
+        if admission.needs_in_flight(self.adm_kind) and self.fp[pipeline.F_TRACK_FLIGHT] == 0:
+            pc = self.fleet.cfg
+            self.flight = np.zeros(self.fleet.size * (pc.join_workers + pc.join_queue_cap))
+            self.fp[pipeline.F_TRACK_FLIGHT] = 1.0  # (joins already in flight are not counted)
+
+    def cap_listeners(self, cap: float) -> None:
+        """Refuse attempts (``cap``) while the fleet holds ``cap`` connections (inf: no cap)."""
+        self.fp[pipeline.F_LIVE_CAP] = cap
 
     def drain_held(self, t: float) -> int:
         """People held in the waiting room at ``t`` (those who left by ``t`` forgotten)."""
