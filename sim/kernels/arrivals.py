@@ -302,6 +302,9 @@ class NHPPStream:
             raise ValueError(f"t_end={t_end}: must be >= the previous t_end={self._t_now}")
         if max_chunk < 1:
             raise ValueError(f"max_chunk={max_chunk}: must be >= 1")
+        if self._state[1] >= t_end:  # the pending point lies beyond: nothing to draw (exact)
+            self._t_now = t_end
+            return
         p = self.profile
         while True:
             mean = max(p.cumulative(min(t_end, p.end_s)) - self._state[0], 0.0)

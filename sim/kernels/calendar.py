@@ -353,6 +353,23 @@ def times(c: Any) -> np.ndarray:
     return out[:n]
 
 
+def next_due(c: Any) -> float:
+    """A lower bound of the earliest queued time, from Python without a kernel call (exact when
+    a record is loaded; ``inf`` when the calendar is empty): a caller whose clock is before it
+    can skip the calendar."""
+    ist = c.ist
+    if ist[I_SIZE] == 0:
+        return np.inf
+    t = np.inf
+    if ist[I_CI] < ist[I_CN]:
+        t = float(c.cur[ist[I_CI], 0])
+    if ist[I_LN] > 0:
+        t = min(t, float(c.late[0, 0]))
+    if t == np.inf:  # nothing loaded: nothing lies before the bucket I_NEXT
+        t = float(ist[I_NEXT] * c.bucket_s)
+    return t
+
+
 def size(c: Any) -> int:
     """Records queued."""
     return int(c.ist[I_SIZE])

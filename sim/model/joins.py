@@ -17,6 +17,7 @@ from sim.model.fleet import EdgeFleet
 from sim.policies import PLACEMENT, AdmissionConfig, ClientConfig
 
 _INITIAL = 1024
+_NONE = np.empty(0)
 RETRY_BUCKET_S = 0.25  # the retry calendar's bucket width
 RETRY_SLOTS = 1024  # buckets in its ring (256 s); later retries wait in a heap
 
@@ -95,6 +96,10 @@ class JoinPipeline:
         if self.carry.any():
             counts += self.carry
             self.carry[:] = 0
+        if arrivals.size == 0 and calendar.next_due(self.ret) >= t_end:
+            # nothing to handle in this tick: the kernel would only find that out (exact)
+            tally.advance(t_end, self.tick_s, self.bins, self.istate, counts)
+            return _NONE
         (f.rel, self.ret, self.slots, self.slot_free, self.jr, self.bins, self.latency, n) = (
             pipeline.step(
                 t_end, arrivals, self.adm_kind, self.adm_params, self.adm_state, self.adm_room,
