@@ -32,8 +32,8 @@ run: $(STAMP)
 	$(VENV)/bin/spacesim run $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sim tests benchmarks
-	$(VENV)/bin/ruff format --check sim tests benchmarks
+	$(VENV)/bin/ruff check sim tests benchmarks analysis
+	$(VENV)/bin/ruff format --check sim tests benchmarks analysis
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
