@@ -8,7 +8,13 @@ Each size runs as its own process through the project's command line,
 and reports the simulation's own wall time (``wall_s`` from ``summary.json``), the whole command's
 time, attempts per second and the process's peak resident memory (the child's ``ru_maxrss``).
 
-Usage: python benchmarks/bench_engine.py [--sizes 1e4 1e5 1e6 1e7] [--repeat 3] [--json]
+With ``--dynamics`` every size runs twice in turn, as above and with every dynamic on (node
+health with crashes, the autoscaler, AIMD admission, a retry budget:
+``experiment=bench_dynamics``), and the ratio
+of their attempts per second is reported, run pair by run pair.
+
+Usage: python benchmarks/bench_engine.py [--sizes 1e4 1e5 1e6 1e7] [--repeat 3] [--dynamics]
+       [--json]
 """
 
 from __future__ import annotations
@@ -25,13 +31,16 @@ from pathlib import Path
 from typing import Any
 
 
-def run_once(n: float, workdir: Path) -> dict[str, Any]:
+DYNAMICS = ["experiment=bench_dynamics"]  # conf/experiment/bench_dynamics.yaml
+
+
+def run_once(n: float, workdir: Path, extra: list[str] | None = None) -> dict[str, Any]:
     exe = Path(sys.executable).with_name("spacesim")
     run_dir = workdir / f"n{n:g}_{time.monotonic_ns()}"
     cmd = [
         str(exe),
         "run",
-        "experiment=bench_surge",
+        *(extra or ["experiment=bench_surge"]),
         f"scenario.expected_arrivals={n:g}",
         "output.archive=false",
         "engine.progress=false",
@@ -53,6 +62,7 @@ def run_once(n: float, workdir: Path) -> dict[str, Any]:
         "command_s": command_s,
         "attempts_per_s": summary["attempts"] / summary["wall_s"],
         "peak_rss_mb": peak_kib / 1024,
+        "crashes": summary.get("crashes", 0),
     }
 
 
@@ -61,7 +71,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6, 1e7])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--dynamics", action="store_true", help="also with every dynamic on")
     args = parser.parse_args()
+    if args.dynamics:
+        return compare(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -85,6 +98,41 @@ def main() -> None:
                     f"command {row['command_s_median']:6.2f} s  "
                     f"{row['attempts_per_s'] / 1e6:6.2f} M attempts/s  "
                     f"peak {row['peak_rss_mb']:7.0f} MB",
+                    flush=True,
+                )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Each size with and without ``DYNAMICS``, in turn; the ratio of attempts/s pair by pair."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        run_once(1e4, work)
+        run_once(1e4, work, DYNAMICS)
+        for n in args.sizes:
+            pairs = [(run_once(n, work), run_once(n, work, DYNAMICS)) for _ in range(args.repeat)]
+            ratios = [d["attempts_per_s"] / b["attempts_per_s"] for b, d in pairs]
+            row = {
+                "expected_arrivals": n,
+                "base_attempts_per_s": statistics.median(b["attempts_per_s"] for b, _ in pairs),
+                "dyn_attempts_per_s": statistics.median(d["attempts_per_s"] for _, d in pairs),
+                "dyn_attempts": pairs[0][1]["attempts"],
+                "dyn_crashes": pairs[0][1]["crashes"],
+                "dyn_wall_s": statistics.median(d["wall_s"] for _, d in pairs),
+                "ratio_median": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+            }
+            rows.append(row)
+            if not args.json:
+                print(
+                    f"N={n:>8.0e}  base {row['base_attempts_per_s'] / 1e6:5.2f} M/s  "
+                    f"dynamics {row['dyn_attempts_per_s'] / 1e6:5.2f} M/s "
+                    f"({row['dyn_attempts']:,} attempts, {row['dyn_crashes']} crashes, "
+                    f"{row['dyn_wall_s']:.2f} s)  ratio {row['ratio_median']:.2f} "
+                    f"[{row['ratio_min']:.2f}, {row['ratio_max']:.2f}]",
                     flush=True,
                 )
     if args.json:

@@ -988,6 +988,25 @@ def test_patience_matches_the_twin(name: str) -> None:
         assert min(got) > 0.0 and max(got) < INF and len(set(got)) == 2000
 
 
+def test_patience_by_hand() -> None:
+    """Exponential: ``-mean · log1p(-u)``; lognormal: ``exp(μ + σ z)`` with z from the cosine
+    branch of Box–Muller on two uniforms (the sine branch is normal too: no statistic sees it)."""
+    st = streams(23, 1)
+    _, p = FullJitter(patience="exponential", patience_mean_s=30.0).kernel()
+    for _ in range(20):
+        u = twin_of(st, 0).uniform()
+        assert retry.patience(p, st, 0) == -30.0 * math.log1p(-u)
+    _, p = FullJitter(patience="lognormal", patience_mean_s=60.0, patience_cv=0.8).kernel()
+    sigma = math.sqrt(math.log(1.0 + 0.8**2))
+    mu = math.log(60.0) - sigma**2 / 2
+    for _ in range(20):
+        tw = twin_of(st, 0)
+        u1, u2 = tw.uniform(), tw.uniform()
+        z = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+        assert retry.patience(p, st, 0) == pytest.approx(math.exp(mu + sigma * z), rel=1e-12)
+        assert st[0].tolist() == tw.s  # two uniforms
+
+
 @numba.njit
 def _patience_sample(p: np.ndarray, st: np.ndarray, i: int, n: int) -> np.ndarray:
     out = np.empty(n)
