@@ -7,7 +7,7 @@ order). Draws come from stream ``i`` of the ``sim.kernels.rng`` state ``st``; th
 are positions in ``upidx``.
 
 - ``RANDOM``: a uniformly random node. With one node up no policy draws anything.
-- ``POWER_OF_TWO``: ``POWER_OF_D`` with d = 2.
+- ``POWER_OF_TWO``: ``POWER_OF_D`` with d = 2 (so with two nodes up: ``LEAST_LOADED``).
 - ``POWER_OF_D``: ``d`` distinct uniform nodes (the m-th draw ``integers(n − m)`` picks among the
   nodes not drawn yet, in index order), the one holding fewest connections (the earliest drawn on
   a tie); with d >= n, ``LEAST_LOADED``.
@@ -136,8 +136,8 @@ def choose(
     if kind == RANDOM:
         return int(upidx[rn.integers(st, i, n_up)])
     if kind == POWER_OF_TWO:
-        return power_of_d(cn, upidx, n_up, 2, st, i, chosen)
-    if kind == POWER_OF_D and d < n_up:
+        d = 2
+    if (kind == POWER_OF_TWO or kind == POWER_OF_D) and d < n_up:
         return power_of_d(cn, upidx, n_up, d, st, i, chosen)
     if kind == CONSISTENT_HASH:
         node = bounded_hash(cn, up, n_up, held, key, ring_pos, ring_node, load_bound)
