@@ -147,7 +147,6 @@ class PlatformConfig:
     placement_choices: int = 2  # d of power_of_d
     placement_load_bound: float = 1.25  # c of consistent_hash: no node above ceil(c · mean load)
     placement_vnodes: int = 64  # consistent_hash: points per node on the ring
-    max_nodes: int | None = None  # room for the autoscaler (null: nodes)
     timeout_wastes_work: bool = False  # a timed-out join is still served (nobody cancels it)
     # the control-plane/auth service every admitted join passes first (null workers: none)
     auth_workers: int | None = None
@@ -173,8 +172,6 @@ class PlatformConfig:
             yield "placement_choices", self.placement_choices, "an integer in [2, 64]"
         if not self.placement_load_bound >= 1:
             yield "placement_load_bound", self.placement_load_bound, "a number >= 1"
-        if self.max_nodes is not None and not self.nodes <= self.max_nodes <= 1_000_000:
-            yield "max_nodes", self.max_nodes, f"an integer in [nodes ({self.nodes}), 1000000]"
         if self.auth_workers is not None and not self.auth_workers >= 1:
             yield "auth_workers", self.auth_workers, "an integer >= 1, or null (no auth service)"
         if not self.auth_queue_cap >= 0:

@@ -84,7 +84,7 @@ class Engine:
         if cfg.scenario.actions:
             operator = Operator(
                 self.env, self.tick_end, cfg.scenario.actions, self.fleet, self.joins,
-                self._operator_crash, self.events,
+                self.restarts, self.events,
             )  # fmt: skip
             self.background.append(operator.process)
         if cfg.autoscaler.policy == "target":
@@ -97,11 +97,6 @@ class Engine:
     def tick_end(self) -> simpy.Event:
         """The event of the current tick's end: components wait on it to act between ticks."""
         return self._tick_end
-
-    def _operator_crash(self, node: int, back: float, share: float) -> None:
-        t = self.env.now
-        back = back if back > t else t + self.cfg.platform.restart_s
-        self.restarts.crash(node, t, back, share, "operator")
 
     def _ticker(self) -> Generator[simpy.Event, Any, None]:
         dt = self.cfg.engine.tick_s
@@ -243,7 +238,7 @@ def _warm_up(cfg: Config) -> None:
     numba compiles on the first call; doing it here keeps compilation out of ``wall_s``, which is
     the simulation's own time.
     """
-    tiny = dataclasses.replace(cfg.platform, nodes=1, connections_per_node=1, max_nodes=None)
+    tiny = dataclasses.replace(cfg.platform, nodes=1, connections_per_node=1)
     states = streams.states(cfg.seed, tuple(f"warm-up {name}" for name in streams.NAMES))
     fleet = EdgeFleet(tiny)
     joins = JoinPipeline(

@@ -11,7 +11,8 @@ At a tick boundary ``T`` the health model (``sim.model.health``) may crash a nod
 2. schedules a reconnect for each dropped listener, in the order of their join records, at
    ``T + reconnect_min_s + Exp(reconnect_mean_s)`` (stream ``reconnect``): a new first attempt
    through the retry calendar (stage ``STAGE_RECONNECT``); when the room ended (an operator
-   action), only a share of them come back;
+   action), only a share of them come back, and only once the room is relaunched (the delay
+   counts from then);
 3. starts a new epoch for the node: its queued release records become stale (the pipeline drops
    them when they come due, ``epoch[-1]`` counts them), its connection count, waiting room and
    workers are reset, the workers busy until the restart.
@@ -82,11 +83,13 @@ def drop(
     cp: np.ndarray,
     st: np.ndarray,
     share: float = 1.0,
+    not_before: float = 0.0,
 ) -> tuple[Any, np.ndarray, np.ndarray, int]:
     """Crash ``node`` at ``t`` (a tick end); return ``(ret, slots, slot_free, dropped)``.
 
     A dropped listener reconnects with probability ``share`` (one uniform draw of the
-    ``reconnect`` stream each when ``share < 1``); the others are gone.
+    ``reconnect`` stream each when ``share < 1``); the others are gone. Nobody reconnects before
+    ``not_before`` (an ended room: they come back to the relaunched one).
     """
     code = float(node + epoch[node] * pipeline.EPOCH_SPAN)
     rows = _rows_of(rel, code)
@@ -107,9 +110,8 @@ def drop(
         dropped += 1
         if share < 1.0 and rn.uniform(st, pipeline.R_RECONNECT) >= share:
             continue
-        back = t + cp[retry.P_RECONNECT_MIN] + rn.exponential(
-            st, pipeline.R_RECONNECT, cp[retry.P_RECONNECT_MEAN]
-        )
+        back = max(not_before, t) + cp[retry.P_RECONNECT_MIN]
+        back += rn.exponential(st, pipeline.R_RECONNECT, cp[retry.P_RECONNECT_MEAN])
         if istate[pipeline.S_SLOT_FREE] == 0 and istate[pipeline.S_SLOT_USED] == slots.shape[0]:
             slots = rw.grow_rows(slots, slots.shape[0] + 1, False)
             stack = np.empty(slots.shape[0], dtype=np.int64)

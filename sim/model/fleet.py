@@ -8,7 +8,8 @@ up after a restart). The release of every held connection, ``(time, node and epo
 record)``, waits in one calendar queue for the whole fleet (``rel``, ``sim.kernels.calendar``):
 the kernel hands back the connections released by an attempt's time before it places the attempt.
 
-The arrays have room for ``max_nodes`` (the autoscaler's ceiling); only the nodes in ``upidx``
+The arrays have room for every node the fleet may come to hold (the autoscaler's ceiling plus
+the operator's additions); only the nodes in ``upidx``
 (the ``n_up`` nodes up, in index order; ``up`` is their mask) take attempts. A node that crashes
 (``sim.kernels.crash``) starts a new epoch: its queued release records become stale and are
 dropped when they come due (``epoch[-1]`` counts them).
@@ -32,7 +33,7 @@ class EdgeFleet:
 
     def __init__(self, cfg: PlatformConfig, room_for: int = 0) -> None:
         self.cfg = cfg
-        n = max(cfg.nodes, cfg.max_nodes or 0, room_for)
+        n = max(cfg.nodes, room_for)
         self.size = n
         self.free = np.zeros((n, cfg.join_workers), dtype=np.float64)
         self.wroom = np.zeros((n, cfg.join_queue_cap), dtype=np.float64)

@@ -64,14 +64,24 @@ class Restarts:
         self.down: dict[int, float] = {}  # node: when it comes back
         self.warming: dict[int, float] = {}  # node: when it came back
 
+    def keep_down(self, node: int, back: float) -> None:
+        """A node already down stays down until at least ``back`` (a tick end)."""
+        back = float(math.ceil(back / self.tick_s - 1e-9) * self.tick_s)
+        self.down[node] = max(self.down[node], back)
+
     @property
     def busy(self) -> bool:
         return bool(self.down or self.warming)
 
-    def crash(self, node: int, t: float, back: float, share: float, why: str) -> None:
-        """Crash ``node`` at the tick end ``t``; it is back at the first tick end >= ``back``."""
+    def crash(
+        self, node: int, t: float, back: float, share: float, why: str, hold: bool = False
+    ) -> None:
+        """Crash ``node`` at the tick end ``t``; it is back at the first tick end >= ``back``.
+
+        A ``share`` of its listeners reconnect; with ``hold`` (the room ended) not before then.
+        """
         back = float(math.ceil(back / self.tick_s - 1e-9) * self.tick_s)
-        dropped = self.joins.crash(node, t, max(back, t), share)
+        dropped = self.joins.crash(node, t, max(back, t), share, back if hold else t)
         self.down[node] = back
         self.warming.pop(node, None)
         self.events.append(
@@ -97,7 +107,8 @@ class Restarts:
                     {"t_s": t, "kind": "restart", "target": f"node {node}", "detail": "back up"}
                 )
         for node, since in list(self.warming.items()):
-            share = 1.0 if cfg.warmup_s <= 0 else min(1.0, (t - since) / cfg.warmup_s)
+            # the cap for the tick that starts at t: the share of the warm-up done by its end
+            share = 1.0 if cfg.warmup_s <= 0 else min(1.0, (t - since + self.tick_s) / cfg.warmup_s)
             f.cap[node] = np.floor(cfg.connections_per_node * share)
             if share >= 1.0:
                 del self.warming[node]

@@ -113,15 +113,17 @@ class JoinPipeline:
         tally.advance(t_end, self.tick_s, self.bins, self.istate, counts)
         return self.latency[:n].copy()
 
-    def crash(self, node: int, t: float, restart_t: float, share: float = 1.0) -> int:
+    def crash(
+        self, node: int, t: float, restart_t: float, share: float = 1.0, not_before: float = 0.0
+    ) -> int:
         """Crash ``node`` at the tick end ``t`` (``sim.kernels.crash``); return the listeners
         dropped (counted in the next tick's ``dropped``); it is down until ``restart_t``. A share
-        ``share`` of the dropped listeners reconnect."""
+        ``share`` of the dropped listeners reconnect, none before ``not_before``."""
         f = self.fleet
         self.ret, self.slots, self.slot_free, dropped = crash.drop(
             node, t, restart_t, f.rel, self.ret, self.slots, self.slot_free, self.istate,
             self.jr, self.bins, self.tick_s, f.cn, f.wn, f.free, f.epoch, self.cli_params,
-            self.states, share,
+            self.states, share, not_before,
         )  # fmt: skip
         self.carry[pipeline.C_DROPPED] += dropped
         f.set_up(node, False)

@@ -21,11 +21,11 @@ import math
 from collections.abc import Callable, Generator
 from typing import Any
 
-import numpy as np
 import simpy
 
 from sim.config import ActionConfig, AutoscalerConfig
 from sim.model.fleet import EdgeFleet
+from sim.model.health import Restarts
 from sim.model.joins import JoinPipeline
 from sim.policies.admission import WaitingRoom
 
@@ -65,12 +65,12 @@ class Operator(_TickProcess):
         actions: list[ActionConfig],
         fleet: EdgeFleet,
         joins: JoinPipeline,
-        restart: Callable[[int, float, float], None],
+        restarts: Restarts,
         events: Events,
     ) -> None:
         self.todo = sorted(actions, key=lambda a: a.t_s)
         self.fleet, self.joins, self.events = fleet, joins, events
-        self.restart = restart  # (node, when, reconnect share): crash it, back at ``when``
+        self.restarts = restarts
         self.later: list[tuple[float, str, int]] = []  # (when, "up"/"add", node)
         super().__init__(env, tick_end)
 
@@ -94,7 +94,7 @@ class Operator(_TickProcess):
         f, j = self.fleet, self.joins
         if a.do == "cap_listeners":
             j.cap_listeners(math.inf if a.value is None else float(a.value))
-            detail = f"room capped at {a.value} connections"
+            detail = "cap lifted" if a.value is None else f"room capped at {a.value:g} connections"
         elif a.do == "waiting_room":
             assert a.value is not None
             j.set_admission(WaitingRoom(release_per_s=float(a.value), max_wait_s=a.max_wait_s))
@@ -111,13 +111,19 @@ class Operator(_TickProcess):
             detail = f"{len(nodes)} nodes drained for {a.for_s:g} s"
         elif a.do == "crash_nodes":
             nodes = self._up_nodes(a.count)
+            back = t + self.restarts.cfg.restart_s
             for node in nodes:
-                self.restart(node, t, 1.0)
+                self.restarts.crash(node, t, back, 1.0, "operator: crash_nodes")
             detail = f"{len(nodes)} nodes crashed"
-        else:  # end_room
-            nodes = self._up_nodes(f.n_up)
-            for node in nodes:
-                self.restart(node, t + a.for_s, a.share)
+        else:  # end_room: every node down until the relaunch, those down already too
+            back = t + a.for_s
+            for node in self._up_nodes(f.n_up):
+                self.restarts.crash(node, t, back, a.share, "operator: end_room", hold=True)
+            for node in list(self.restarts.down):
+                self.restarts.keep_down(node, back)
+            for i, (when, what, node) in enumerate(self.later):  # drained ones too
+                if what == "up":
+                    self.later[i] = (max(when, back), what, node)
             detail = f"room ended: relaunched after {a.for_s:g} s, {a.share:.0%} come back"
         _event(self.events, t, "operator", a.do, detail)
 
@@ -185,4 +191,4 @@ def room_for(actions: list[ActionConfig], autoscaler: AutoscalerConfig, nodes: i
     """How many nodes the fleet may come to hold."""
     added = sum(a.count for a in actions if a.do == "add_nodes")
     scaled = autoscaler.max_nodes if autoscaler.policy == "target" else 0
-    return int(np.max([nodes + added, scaled]))
+    return int(max(nodes, scaled) + added)
