@@ -513,7 +513,7 @@ def test_same_seed_same_run_and_max_sim_s_fails() -> None:
 
 # --------------------------------------------------------------------------- agreement
 
-REPLICATIONS = 12
+REPLICATIONS = 10
 ALPHA = 0.001  # family-wise, per scenario
 SCENARIOS = {
     "bench_surge": ["experiment=bench_surge", "scenario.expected_arrivals=1e4"],

@@ -227,16 +227,16 @@ class Room:
         """A person's attempts, until they join and leave or abandon."""
         env = self.env
         while True:
-            if not self._sent(p):
+            if not self._sent(p):  # step 6 of docs/policies.md: the retry budget
                 break
             failure: Reject | None = None
-            verdict = self._gatekeepers(p)
+            verdict = self._gatekeepers(p)  # steps 1 and 2: the throttle, admission
             if isinstance(verdict, Hold):
                 yield from self._held(p, verdict.release_s)
             elif isinstance(verdict, Reject):
                 failure = verdict
             node: Node | None = None
-            if failure is None:
+            if failure is None:  # steps 3 and 4: placement, the node
                 node, offer = self._place(p)
                 if isinstance(offer, Served):
                     yield from self._join_and_stay(p, node, offer)
@@ -245,7 +245,7 @@ class Room:
                     failure = Reject("timeout", offer.give_up_s)
                 else:
                     failure = Reject(offer.reason, env.now)
-            retry_at = self._after_failure(p, failure)
+            retry_at = self._after_failure(p, failure)  # step 5, decided (and counted) now
             if failure.fail_s > env.now:  # a timeout or a hold timeout: they wait it out
                 yield env.timeout(failure.fail_s - env.now)
             self._note(p, f"rejected {failure.reason}")

@@ -26,7 +26,7 @@ class Tally:
     """The open tick's counters and join latencies; the exact peak of concurrent listeners."""
 
     def __init__(self) -> None:
-        self.row = np.zeros(N_COUNTERS, dtype=np.int64)
+        self.row = [0] * N_COUNTERS
         self.latencies: list[float] = []
         self.peak = 0
         self.peak_time_s = math.nan
@@ -48,7 +48,8 @@ class Tally:
 
     def close_tick(self) -> tuple[np.ndarray, np.ndarray]:
         """The closed tick's counters and latencies; the next tick starts from zero."""
-        row, lat = self.row, np.array(self.latencies, dtype=np.float64)
-        self.row = np.zeros(N_COUNTERS, dtype=np.int64)
+        row = np.array(self.row, dtype=np.int64)
+        lat = np.array(self.latencies, dtype=np.float64)
+        self.row = [0] * N_COUNTERS
         self.latencies = []
         return row, lat
