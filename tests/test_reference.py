@@ -511,6 +511,67 @@ def test_same_seed_same_run_and_max_sim_s_fails() -> None:
     assert seen and seen[-1] == 100.0
 
 
+@pytest.mark.parametrize("tick_s", [0.25, 7.0])
+def test_results_do_not_depend_on_the_tick(tick_s: float) -> None:
+    """The recorder only looks; every decision happens at its own time."""
+    cfg = typed_config([*SMALL, *ADMISSIONS["aimd"], *CLIENTS["throttle"], "seed=2"])
+    other = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, tick_s=tick_s))
+    volatile = ("wall_s", "ticks", "sim_end_s")
+    a, b = simulate(cfg).summary, simulate(other).summary
+    assert {k: v for k, v in a.items() if k not in volatile} == {
+        k: v for k, v in b.items() if k not in volatile
+    }
+
+
+def test_same_summary_keys_and_timeseries_columns_as_the_batched_engine() -> None:
+    cfg = typed_config([*SMALL, "scenario.expected_arrivals=200"])
+    ref = simulate(cfg)
+    batched = simulate_any(
+        dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, kind="batched"))
+    )
+    assert list(ref.summary) == list(batched.summary)
+    assert list(ref.summary["rejected"]) == list(batched.summary["rejected"])
+    assert list(ref.timeseries) == list(batched.timeseries)
+    for col, values in ref.timeseries.items():
+        assert values.dtype == batched.timeseries[col].dtype, col
+
+
+ALLOWED_IMPORTS = (
+    "sim.config",
+    "sim.engine",  # RunResult only
+    "sim.model.metrics",
+    "sim.model.surge",
+    "sim.policies",
+    "sim.reference",
+    "sim.streams",
+)
+
+
+def test_the_reference_engine_uses_none_of_the_batched_engines_kernels() -> None:
+    """Independence: only the config, the streams, the arrivals and the recorder are shared."""
+    import ast
+
+    import sim.reference
+
+    def ours(name: str) -> bool:
+        return name == "sim" or name.startswith("sim.")
+
+    def allowed(name: str) -> bool:
+        return any(name == a or name.startswith(f"{a}.") for a in ALLOWED_IMPORTS)
+
+    for path in Path(sim.reference.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and ours(node.module):
+                if node.module == "sim":  # from sim import streams
+                    assert [a.name for a in node.names] == ["streams"], path.name
+                    continue
+                assert allowed(node.module), (path.name, node.module)
+                if node.module == "sim.engine":
+                    assert [a.name for a in node.names] == ["RunResult"], path.name
+            elif isinstance(node, ast.Import):
+                assert not any(ours(a.name) for a in node.names), path.name
+
+
 # --------------------------------------------------------------------------- agreement
 
 REPLICATIONS = 10
