@@ -270,7 +270,7 @@ class Room:
                 self.tally.count("abandoned")
                 self._note(p, f"denied {p.k}")
                 return False
-            budget.record(t, retry=p.k >= 2)
+            budget.record(t, retry=p.k >= 2)  # sent, even if the throttle drops it next
         self.tally.count("attempts")
         self._note(p, f"attempt {p.k}")
         return True
@@ -307,7 +307,7 @@ class Room:
         elif isinstance(offer, Served):
             self.in_flight += 1
             self.admission.observe(t, offer.start_s - t)
-            if self.client.throttle is not None:
+            if self.client.throttle is not None:  # a held attempt: accepted at its release
                 self.client.throttle.accepted(t)
             self.tally.joining(offer.end_s - p.first_s)
         return node, offer
