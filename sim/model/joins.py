@@ -185,10 +185,13 @@ class JoinPipeline:
 
     @property
     def idle(self) -> bool:
-        """No retry pending, no join pending and nobody connected."""
+        """No retry pending, no join pending, nobody connected and no connection held (an
+        attempt that timed out holds its connection until the person gives up)."""
         s = self.istate
+        f = self.fleet
         return bool(
             s[pipeline.S_RETRY_N] == 0
             and s[pipeline.S_JOIN_N] == 0
             and s[pipeline.S_CONCURRENT] == 0
+            and f.rel.ist[calendar.I_SIZE] - f.epoch[-1] == 0
         )
