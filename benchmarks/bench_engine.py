@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 DYNAMICS = ["experiment=bench_dynamics"]  # conf/experiment/bench_dynamics.yaml
 
 

@@ -25,17 +25,16 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim import criteria
+from sim import criteria, streams
 from sim.config import Config
 from sim.kernels import pipeline
 from sim.kernels.stats import counts_up_to, segment_quantiles
 from sim.model.fleet import EdgeFleet
 from sim.model.health import Health, Restarts, utilisation
-from sim.model.operator import Autoscaler, Operator, room_for
 from sim.model.joins import JoinPipeline
 from sim.model.metrics import Metrics
+from sim.model.operator import Autoscaler, Operator, room_for
 from sim.model.surge import SurgeSource
-from sim import streams
 
 log = logging.getLogger(__name__)
 

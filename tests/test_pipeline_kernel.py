@@ -18,12 +18,12 @@ import pytest
 
 from sim.config import PlatformConfig
 from sim.kernels import calendar, pipeline, tally
+from sim.kernels import placement as k_placement
 from sim.model import fleet as fleet_module
 from sim.model import joins
 from sim.model.fleet import EdgeFleet
 from sim.model.joins import JoinPipeline
 from sim.model.metrics import COUNTERS
-from sim.kernels import placement as k_placement
 from sim.policies import PLACEMENT, AdmissionConfig, ClientConfig
 from sim.policies.admission import (
     Aimd,
@@ -96,7 +96,8 @@ CASES = {
         seed=16,
     ),
     "power_of_d": replace(
-        BASE, platform=replace(SMALL_FLEET, nodes=7, placement="power_of_d", placement_choices=3),
+        BASE,
+        platform=replace(SMALL_FLEET, nodes=7, placement="power_of_d", placement_choices=3),
         seed=18,
     ),
     "consistent_hash": replace(

@@ -29,9 +29,10 @@ placement compares two counts without touching any per-node heap.
 
 Nothing in the result depends on where the tick boundaries fall: the per-node state (worker-free
 times, waiting-room exits, connection counts), the bucket and both calendars carry across ticks,
-and each random stream (a row of ``sim.kernels.rng`` state) is drawn in event order (retries due at the very same instant leave in the
-order they were scheduled). Joins and departures are recorded and counted per tick
-(``sim.kernels.tally``), which also finds the exact peak of concurrent listeners from the records.
+and each random stream (a row of ``sim.kernels.rng`` state) is drawn in event order (retries
+due at the very same instant leave in the order they were scheduled). Joins and departures are
+recorded and counted per tick (``sim.kernels.tally``), which also finds the exact peak of concurrent
+listeners from the records.
 
 Speed notes (measured, see docs/performance.md): helpers called per attempt are compiled with
 ``_nrt=False`` (no reference counting, so LLVM inlines them; an array argument of a helper with

@@ -141,7 +141,12 @@ def _delays(
 
 
 def delays(
-    kind: int, p: np.ndarray, k: np.ndarray, st: np.ndarray, i: int = 0, prev: np.ndarray | None = None
+    kind: int,
+    p: np.ndarray,
+    k: np.ndarray,
+    st: np.ndarray,
+    i: int = 0,
+    prev: np.ndarray | None = None,
 ) -> np.ndarray:
     """Vectorised ``delay`` for attempt numbers ``k`` (draws in order from stream ``i``)."""
     k = np.asarray(k, np.int64)

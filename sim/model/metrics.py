@@ -4,7 +4,8 @@ Each tick appends one row: the counters the kernels wrote for the tick (arrivals
 admissions, rejections by reason, joins, departures, abandonments), the state at the tick's end
 (concurrent listeners, waiting attempts, connections held, nodes up, people held in the waiting
 room) and the join-latency quantiles of the attempts that will join; ``trying`` (people who
-arrived and have neither joined nor given up) follows from the counters. Column names carry their units (``_s``) or are counts.
+arrived and have neither joined nor given up) follows from the counters. Column names carry
+their units (``_s``) or are counts.
 """
 
 from __future__ import annotations

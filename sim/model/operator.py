@@ -162,7 +162,8 @@ class Autoscaler(_TickProcess):
             node = f.add()
             _event(self.events, t, "scale", f"node {node}", "up")
         if t + 1e-9 >= self.next_check:
-            self.next_check += cfg.interval_s * max(1, math.floor((t - self.next_check) / cfg.interval_s) + 1)
+            missed = math.floor((t - self.next_check) / cfg.interval_s)
+            self.next_check += cfg.interval_s * max(1, missed + 1)
             self.decide(t)
         return not self.done.triggered
 

@@ -77,9 +77,8 @@ def share(key: str, value: float, low_open: bool = True) -> Iterator[Problem]:
 
 
 # the policy modules register themselves; import them after the registries exist
-from sim.policies.client import RETRY, ClientConfig, retry_policy  # noqa: E402
-
 from sim.policies import admission as _admission  # noqa: E402, F401  (registers the policies)
+from sim.policies.client import RETRY, ClientConfig, retry_policy  # noqa: E402
 
 __all__ = [
     "ADMISSION",

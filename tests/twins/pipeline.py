@@ -11,14 +11,16 @@ parallel arrays or ticks, so that the kernel can be checked against it number fo
   retry budget (the person abandons; not an attempt); the client's throttle may reject an attempt
   locally (``throttled``). The attempt is then put to the admission policy
   (``tests.twins.policies.Admission``), which may admit it, hold it until a release time (it comes
-  back as an event, admitted) or reject it; then the placement policy picks a node. The node refuses it (``full``) when it holds ``connections_per_node``
-  connections at that instant. Otherwise it takes a connection and enters the node's FIFO join
-  queue, which has ``join_workers`` workers: the attempt would start at the later of its arrival and
+  back as an event, admitted) or reject it; then the placement policy picks a node. The node
+  refuses it (``full``) when it holds ``connections_per_node`` connections at that instant.
+  Otherwise it takes a connection and enters the node's FIFO join queue, which has
+  ``join_workers`` workers: the attempt would start at the later of its arrival and
   the earliest time a worker is free. If it would have to wait while ``join_queue_cap`` attempts are
   already waiting, it is refused (``queue``, and it takes no connection). If it would wait longer
   than its patience there, ``min(join_timeout_s, deadline - t)``, it waits that long, gives up
-  (``timeout``) and hands its connection back, never taking a worker. Otherwise a worker serves it and it joins at the end of its service; the
-  listener stays for an exponential session and hands the connection back when it leaves.
+  (``timeout``) and hands its connection back, never taking a worker. Otherwise a worker serves
+  it and it joins at the end of its service; the listener stays for an
+  exponential session and hands the connection back when it leaves.
 - A failed attempt ``k`` asks the backoff for a wait (at least the rejection's retry-after hint
   when the client honours it): the next attempt comes that long after the failure (the attempt
   time, or the give-up time for a timeout), or the listener abandons (no attempts left, or the
@@ -40,8 +42,6 @@ import bisect
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from tests.twins import policies
 from tests.twins.rng import Xoshiro128ss
@@ -154,7 +154,8 @@ class Result:
 
 def rngs_of(states: Sequence[Sequence[int]]) -> dict[str, Xoshiro128ss]:
     """Twin generators from the kernel's state rows (``sim.streams.states``)."""
-    return {name: Xoshiro128ss([int(x) for x in row]) for name, row in zip(STREAMS, states)}
+    rows = zip(STREAMS, states, strict=True)
+    return {name: Xoshiro128ss([int(x) for x in row]) for name, row in rows}
 
 
 def simulate(

@@ -1,4 +1,4 @@
-"""Plain-Python twins of the policy kernels: admission, client (backoff, patience, windows), placement.
+"""Plain-Python twins of the policy kernels: admission, client (backoff, patience), placement.
 
 Each function or class restates ``docs/policies.md`` with Python numbers and lists, and draws the
 same numbers from the same streams in the same order as the kernels (``tests.twins.rng``), so that

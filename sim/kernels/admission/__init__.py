@@ -24,8 +24,13 @@ from __future__ import annotations
 import numpy as np
 
 from sim.kernels import hot, reasons
-from sim.kernels.admission import token_bucket
-from sim.kernels.admission import aimd, concurrency_cap, credit, waiting_room  # after token_bucket
+from sim.kernels.admission import (  # after token_bucket
+    aimd,
+    concurrency_cap,
+    credit,
+    token_bucket,
+    waiting_room,
+)
 
 NONE = 0
 TOKEN_BUCKET = 1
