@@ -91,7 +91,7 @@ class EdgeFleet:
 
     def snapshot(self, t: float) -> tuple[int, int]:
         """``(waiting, connections)`` over the fleet at time ``t``."""
-        if calendar.next_due(self.rel) > t and not self.wn.any():  # nothing due: no kernel call
+        if calendar.next_due(self.rel) > t and not np.count_nonzero(self.wn):  # nothing due
             return 0, int(self.rel.ist[calendar.I_SIZE] - self.epoch[-1])
         self.rel, waiting, held = pipeline.fleet_snapshot(
             t, self.wroom, self.wn, self.cn, self.epoch, self.rel

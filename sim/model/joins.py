@@ -78,6 +78,7 @@ class JoinPipeline:
         self.latency = np.zeros(_INITIAL)
         self.istate = np.zeros(pipeline.N_ISTATE, dtype=np.int64)
         self.carry = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)  # counted in the next tick
+        self.carried = False
         self._peak: tuple[int, tuple[int, float]] = (0, (0, float("nan")))
 
     def step(self, t_end: float, arrivals: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -93,9 +94,10 @@ class JoinPipeline:
             raise ValueError(f"t_end = {t_end} is not a multiple of tick_s = {self.tick_s}")
         f = self.fleet
         self.fp[pipeline.F_NUP] = f.n_up
-        if self.carry.any():
+        if self.carried:
             counts += self.carry
             self.carry[:] = 0
+            self.carried = False
         if arrivals.size == 0 and calendar.next_due(self.ret) >= t_end:
             # nothing to handle in this tick: the kernel would only find that out (exact)
             tally.advance(t_end, self.tick_s, self.bins, self.istate, counts)
@@ -126,6 +128,7 @@ class JoinPipeline:
             self.states, share, not_before,
         )  # fmt: skip
         self.carry[pipeline.C_DROPPED] += dropped
+        self.carried = True
         f.set_up(node, False)
         return int(dropped)
 

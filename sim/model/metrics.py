@@ -41,7 +41,7 @@ class Metrics:
         self.state: dict[str, list[int]] = {k: [] for k in STATE}
         self.latencies: list[np.ndarray] = []
         self.latency_counts: list[int] = []  # join latencies recorded in each tick
-        self.totals = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
+        self._totals = (0, np.zeros(pipeline.N_COUNTERS, dtype=np.int64))  # (rows summed, sums)
         self._all: np.ndarray | None = None  # every latency, once the run is over
 
     def record(
@@ -49,11 +49,11 @@ class Metrics:
     ) -> None:
         self.t_s.append(t_end)
         self.rows.append(counts.copy())
-        self.totals += counts
-        for k in STATE:
-            self.state[k].append(state[k])
-        self.latency_counts.append(latency.size)
-        if latency.size:
+        for k, column in self.state.items():
+            column.append(state[k])
+        n = latency.size
+        self.latency_counts.append(n)
+        if n:
             self.latencies.append(latency)
 
     def record_quiet(
@@ -62,10 +62,17 @@ class Metrics:
         """Many ticks at once, with no join latencies (``counts`` has one row per tick)."""
         self.t_s.extend(t_end.tolist())
         self.rows.extend(counts)
-        self.totals += counts.sum(axis=0)
         for k in STATE:
             self.state[k].extend(np.asarray(state[k]).tolist())
         self.latency_counts.extend([0] * t_end.size)
+
+    @property
+    def totals(self) -> np.ndarray:
+        """The counters summed over the ticks recorded so far (summed when asked)."""
+        if self._totals[0] != len(self.rows):
+            rows = np.array(self.rows, dtype=np.int64).reshape(len(self.rows), pipeline.N_COUNTERS)
+            self._totals = (len(self.rows), rows.sum(axis=0))
+        return self._totals[1]
 
     def total(self, name: str) -> int:
         return int(self.totals[COUNTERS[name]])
