@@ -126,26 +126,27 @@ def _strings(d: h5py.Dataset) -> list[str]:
 class V1Run:
     """A run of schema 1.x: a ``run.h5`` root, or a ``/runs/<id>`` group of a ``sweep.h5``."""
 
-    def __init__(self, group: h5py.Group, run_id: int) -> None:
+    def __init__(self, group: h5py.Group, run_id: int, attrs: dict[str, Any] | None = None) -> None:
         self.group = group
         self.run_id = run_id
-        self.schema_version = str(group.attrs["schema_version"])
+        self.attrs = dict(group.attrs) if attrs is None else attrs  # read once: a merge reads many
+        self.schema_version = str(self.attrs["schema_version"])
 
     def status(self) -> str:
-        return str(self.group.attrs["status"])
+        return str(self.attrs["status"])
 
     def error(self) -> str:
-        return str(self.group.attrs.get("error", ""))
+        return str(self.attrs.get("error", ""))
 
     def job_num(self) -> int | None:
-        n = self.group.attrs.get("job_num")
+        n = self.attrs.get("job_num")
         return None if n is None else int(n)
 
     def created(self) -> str:
-        return str(self.group.attrs.get("created", ""))
+        return str(self.attrs.get("created", ""))
 
     def software_version(self) -> str:
-        return str(self.group.attrs.get("software_version", ""))
+        return str(self.attrs.get("software_version", ""))
 
     def summary(self) -> dict[str, Any]:
         return unflatten(read_row(self.group["summary"]))
@@ -202,7 +203,7 @@ class Archive:
     def __init__(self, path: Path, f: h5py.File) -> None:
         self.path = path
         self.file = f
-        attrs = f.attrs
+        attrs = self.attrs = dict(f.attrs)
         if "schema_version" not in attrs:
             raise ArchiveError(f"{path}: not a spacesim archive (no schema_version attribute)")
         self.schema_version = str(attrs["schema_version"])
@@ -229,7 +230,7 @@ class Archive:
             return sorted(int(k) for k in self.file["runs"])
         if self.legacy:
             return [0]
-        n = self.file.attrs.get("job_num")
+        n = self.attrs.get("job_num")
         return [0 if n is None else int(n)]
 
     def run(self, run_id: int | str | None = None) -> RunView:
@@ -246,7 +247,7 @@ class Archive:
             return V1Run(self.file["runs"][str(rid)], rid)
         if self.legacy:
             return LegacyRun(self.file, rid)
-        return V1Run(self.file, rid)
+        return V1Run(self.file, rid, self.attrs)
 
     def runs(self, run_id: int | str | None = None) -> Iterator[RunView]:
         """The runs asked for: one, or (``None``) all."""
