@@ -225,6 +225,10 @@ def test_damaged_files_are_reported_not_read(tmp_path: Path) -> None:
         f.attrs["title"] = "someone else's file"
     with pytest.raises(ArchiveError, match="not a spacesim archive"):
         read_summary(tmp_path / "other.h5")
+    with h5py.File(tmp_path / "run.h5", "r+") as f:  # whole file, a layout that is not 1.0.0
+        del f["summary"]
+    with pytest.raises(ArchiveError, match="run.h5: damaged archive"):
+        read_summary(tmp_path / "run.h5")
 
 
 def test_an_unknown_major_version_is_refused_by_name(tmp_path: Path) -> None:
