@@ -78,7 +78,7 @@ def merge_sweep(
     seen: dict[int, Path] = {}
     with atomic_h5(path) as dst:
         write_header(dst, SWEEP_SCHEMA, command_line)
-        dst.attrs["sweep_dir"] = str(sweep_dir)
+        dst.attrs["sweep_dir"] = str(sweep_dir.resolve())
         cfg = dst.create_group("config", track_order=True)
         write_strings(cfg, "overrides", overrides)
         runs = dst.create_group("runs")

@@ -123,13 +123,40 @@ def _strings(d: h5py.Dataset) -> list[str]:
     return [str(s) for s in d.asstr()[:]]
 
 
+_ABSENT = object()
+
+
+class CachedAttrs:
+    """An object's attributes, each read at most once and only when asked for (h5py reads them
+    one by one, and a merge of 1,000 runs asks for a few of each)."""
+
+    def __init__(self, obj: h5py.HLObject) -> None:
+        self._attrs = obj.attrs
+        self._seen: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key not in self._seen:
+            self._seen[key] = self._attrs.get(key, _ABSENT)
+        value = self._seen[key]
+        return default if value is _ABSENT else value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(f"attribute {key!r}")
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key, _ABSENT) is not _ABSENT
+
+
 class V1Run:
     """A run of schema 1.x: a ``run.h5`` root, or a ``/runs/<id>`` group of a ``sweep.h5``."""
 
-    def __init__(self, group: h5py.Group, run_id: int, attrs: dict[str, Any] | None = None) -> None:
+    def __init__(self, group: h5py.Group, run_id: int, attrs: CachedAttrs | None = None) -> None:
         self.group = group
         self.run_id = run_id
-        self.attrs = dict(group.attrs) if attrs is None else attrs  # read once: a merge reads many
+        self.attrs = CachedAttrs(group) if attrs is None else attrs
         self.schema_version = str(self.attrs["schema_version"])
 
     def status(self) -> str:
@@ -203,7 +230,7 @@ class Archive:
     def __init__(self, path: Path, f: h5py.File) -> None:
         self.path = path
         self.file = f
-        attrs = self.attrs = dict(f.attrs)
+        attrs = self.attrs = CachedAttrs(f)
         if "schema_version" not in attrs:
             raise ArchiveError(f"{path}: not a spacesim archive (no schema_version attribute)")
         self.schema_version = str(attrs["schema_version"])
@@ -305,7 +332,16 @@ def open_archive(path: str | Path) -> Iterator[Archive]:
         yield Archive(p, f)
     except ArchiveError:
         raise
-    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+    except (
+        OSError,
+        KeyError,
+        RuntimeError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+    ) as exc:
+        # a layout that is not what its version promises: missing or mistyped objects
         what = f"{type(exc).__name__}: {_first_line(exc)}"
         raise ArchiveError(f"{p}: damaged archive ({what})") from exc
     finally:
