@@ -1,14 +1,17 @@
 """Hydra callbacks of ``spacesim``: merging a multirun's job files into one ``sweep.h5``.
 
 Hydra calls ``on_multirun_end`` once, in the process that launched the sweep, after every job has
-returned: ``hydra._internal.hydra.Hydra.multirun`` runs ``sweeper.sweep(...)`` and then
-``callbacks.on_multirun_end(...)``, and the basic sweeper reads every job's ``return_value`` from
-what the launcher returns before it returns itself. That holds for every launcher, which only
-decides where jobs run: the basic launcher in the parent, joblib in loky workers, submitit on
-SLURM nodes (its ``launch`` ends with ``[j.results()[0] for j in jobs]``, waiting for them), Ray
-in Ray workers. The parent is then the only process that writes ``sweep.h5``, the single-writer
-rule of HDF5. With submitit and Ray the sweep dir must be on a file system that the parent shares
-with the workers (an absolute ``hydra.sweep.dir``).
+returned: ``Hydra.multirun`` (``hydra/_internal/hydra.py``, hydra-core 1.3.8) runs
+``sweeper.sweep(...)`` and then ``callbacks.on_multirun_end(...)``, and the basic sweeper
+(``hydra/_internal/core_plugins/basic_sweeper.py``) reads every job's ``return_value`` from what
+the launcher returns before it returns itself. So it holds for every launcher, which only decides
+where jobs run: the basic launcher in the parent, joblib in loky workers, submitit on SLURM nodes
+(``BaseSubmititLauncher.launch`` in hydra-submitit-launcher 1.2.0 ends with
+``[j.results()[0] for j in jobs]``, waiting for them), Ray in Ray workers (the Ray plugin, an
+optional extra, is not installed here and was not read; like any launcher it must hand the
+sweeper finished job returns). The parent is then the only process that writes ``sweep.h5``, the
+single-writer rule of HDF5. With submitit and Ray the sweep dir must be on a file system that the
+parent shares with the workers (an absolute ``hydra.sweep.dir``).
 
 ``conf/config.yaml`` registers ``MergeSweep`` under ``hydra.callbacks``. Hydra turns an exception
 in a callback into a warning, so ``MergeSweep`` catches everything itself, logs it, and leaves the

@@ -227,7 +227,7 @@ def test_damaged_files_are_reported_not_read(tmp_path: Path) -> None:
         read_summary(tmp_path / "other.h5")
     with h5py.File(tmp_path / "run.h5", "r+") as f:  # whole file, a layout that is not 1.0.0
         del f["summary"]
-    with pytest.raises(ArchiveError, match="run.h5: damaged archive"):
+    with pytest.raises(ArchiveError, match=r"run\.h5: damaged archive"):
         read_summary(tmp_path / "run.h5")
 
 
@@ -368,3 +368,35 @@ def test_the_writer_publishes_by_rename(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(os, "replace", spy)
     write_run(tmp_path, record())
     assert renames == [("summary.json.tmp", "summary.json"), ("run.h5.tmp", "run.h5")]
+
+
+def test_the_hydra_callback_merges_and_keeps_the_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omegaconf import OmegaConf
+
+    from sim import callbacks
+
+    sweep = _sweep(tmp_path, 2)
+    cfg = OmegaConf.create(
+        {"hydra": {"sweep": {"dir": str(sweep)}, "overrides": {"task": ["a=1,2"]}}}
+    )
+    callbacks.reset()
+    callbacks.MergeSweep().on_multirun_end(cfg)
+    report = callbacks.last_report()
+    assert report is not None and report.runs == [0, 1] and report.failed == 1
+    assert read_record(sweep / "sweep.h5", 0)["overrides"] == [
+        "seed=1",
+        "platform.nodes=4",
+        "admission=none",
+    ]
+    with h5py.File(sweep / "sweep.h5") as f:
+        assert f["config/overrides"].asstr()[:].tolist() == ["a=1,2"]
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(callbacks, "merge_sweep", broken)
+    callbacks.MergeSweep().on_multirun_end(cfg)  # Hydra would turn a raise into a warning only
+    report = callbacks.last_report()
+    assert report is not None and report.problems == ["merge failed: OSError: disk full"]

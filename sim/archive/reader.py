@@ -244,7 +244,7 @@ class Archive:
                 f"{path}: schema version {self.schema_version} is not supported by this "
                 f"spacesim (it reads {SUPPORTED}); a newer spacesim may read it"
             )
-        self.schema_name = str(attrs.get("schema_name", attrs.get("kind", "")))
+        self.schema_name = str(attrs.get("schema_name") or attrs.get("kind", ""))
         if self.schema_name not in (RUN_SCHEMA, SWEEP_SCHEMA):
             raise ArchiveError(
                 f"{path}: schema_name {self.schema_name!r} is neither {RUN_SCHEMA} nor "
