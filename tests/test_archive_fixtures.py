@@ -131,6 +131,7 @@ def test_run_0_1_0() -> None:
         "wall_s": 0.18025801799996088,
         "rejected": {"bucket": 3, "full": 0, "queue": 0, "timeout": 0},
     }
+    assert r["summary_units"]["peak_time_s"] == "s" and r["summary_units"]["failed"] == ""
     assert r["timeseries_units"]["t_s"] == "s" and r["timeseries_units"]["joined"] == "count"
     assert r["timeseries_units"]["join_latency_p99_s"] == "s"
 
@@ -207,6 +208,8 @@ def test_run_1_0_0() -> None:
         "failed": False,
         "failure_reason": None,
     }
+    assert r["summary_units"]["egress_peak_gbps"] == "Gb/s"
+    assert r["summary_units"]["rejected.bucket"] == "count"
     assert r["timeseries_units"] == {
         "t_s": "s",
         "attempts": "count",

@@ -18,7 +18,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from sim.archive.reader import RunView, V1Run, open_archive, strings_attr
+from sim.archive.reader import open_archive
+from sim.archive.v1 import RunView, V1Run, strings_attr
 
 KEY_METRICS = (
     "arrivals",

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.archive.reader import V1Run, open_archive
+from sim.archive.reader import open_archive
 from sim.archive.schema import (
     RUN_H5,
     RUN_SCHEMA,
@@ -33,6 +33,7 @@ from sim.archive.schema import (
     ArchiveError,
 )
 from sim.archive.table import build_table, summary_row, write_table
+from sim.archive.v1 import V1Run
 from sim.archive.writer import atomic_h5, write_header, write_strings
 
 log = logging.getLogger(__name__)
