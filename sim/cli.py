@@ -3,11 +3,20 @@
 ``spacesim run [overrides]`` is a Hydra application (``key=value`` overrides, ``-m`` multiruns,
 ``--cfg job`` to print the config); the config is checked before Hydra creates anything, and a bad
 one exits with status 2 and a message naming the key, the value and what is allowed.
+
+A multirun ends with one merged archive, ``sweep.h5`` in the sweep dir (the Hydra callback
+``sim.callbacks.MergeSweep``). Run again into the same sweep dir, it skips the jobs whose
+``run.h5`` is complete and made from the same config and runs the rest. ``spacesim sweep`` is the
+same multirun, which refuses a sweep dir that already holds runs unless asked to ``--resume`` it
+(then with the overrides the sweep was started with). ``spacesim inspect ARCHIVE`` describes a
+``run.h5`` or ``sweep.h5``; an unreadable file exits with status 2 and one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +28,12 @@ commands:
   run [overrides]     simulate one surge (Hydra overrides; -m for a multirun);
                       writes summary.json and run.h5 to the run dir.
                       `spacesim run --help` lists the config groups and values.
+  sweep [--resume DIR] [overrides]
+                      a multirun (as `run -m`) merged into DIR/sweep.h5; --resume DIR
+                      continues a sweep that was cut off (skips its complete runs).
+  inspect ARCHIVE [--json]
+                      what a run.h5 or sweep.h5 holds: schema version, provenance,
+                      runs with status and key metrics, datasets with shapes and units.
   validate ...        simulate the join queue against queueing theory (Erlang B/C/A,
                       M/M/c/K); `spacesim validate --help`.
   bench [--json]      throughput of the kernels and the engine on this machine.
@@ -27,7 +42,22 @@ examples:
   spacesim run
   spacesim run experiment=bench_surge scenario.expected_arrivals=1e5 hydra.run.dir=out/bench
   spacesim run -m seed=1,2,3 platform.nodes=32,64
+  spacesim sweep --resume results/sweeps/2026-12-02/10-00-00_surge
+  spacesim inspect results/sweeps/2026-12-02/10-00-00_surge/sweep.h5
   spacesim validate --lam 9.8 --mu 1 -c 10 --theta 0.5
+"""
+
+SWEEP_USAGE = """\
+usage: spacesim sweep [--resume DIR] [overrides]
+
+A multirun of `spacesim run` (the same overrides; `-m` is implied) whose jobs are merged into
+one archive, sweep.h5 in the sweep dir (hydra.sweep.dir). A sweep dir that already holds runs is
+refused unless --resume is given.
+
+  --resume DIR   continue the sweep in DIR with the overrides it was started with (from
+                 DIR/multirun.yaml; overrides given here replace those of the same key, and a
+                 group option such as hydra/launcher=basic drops the old one's settings): runs
+                 whose run.h5 is complete and made from the same config are not run again.
 """
 
 _NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version")
@@ -56,7 +86,7 @@ def _split_hydra_args(args: Sequence[str]) -> tuple[list[str], bool, bool]:
     return overrides, multirun, runs
 
 
-def cmd_run(args: list[str]) -> int:
+def cmd_run(args: list[str], command: Sequence[str] = ()) -> int:
     from sim.hydra_app import check_overrides
 
     overrides, multirun, runs = _split_hydra_args(args)
@@ -67,32 +97,47 @@ def cmd_run(args: list[str]) -> int:
                 print(f"spacesim: {p}", file=sys.stderr)
             print("spacesim: nothing was run (see `spacesim run --help`)", file=sys.stderr)
             return 2
-    return _hydra_run(args)
+    return _hydra_run(args, shlex.join(command or ["spacesim", "run", *args]))
 
 
-def _hydra_run(args: list[str]) -> int:
+def _hydra_run(args: list[str], command_line: str) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import DictConfig
 
+    from sim import callbacks
+    from sim.archive import config_sha256
     from sim.config import register
     from sim.hydra_app import conf_dir
-    from sim.runner import format_summary, run_job
+    from sim.runner import completed_run, format_summary, job_config_yaml, run_job
 
     register()
+    callbacks.reset()
     status = {"failed": 0}
 
     @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
     def task(cfg: DictConfig) -> None:
         hc = HydraConfig.get()
         run_dir = Path(hc.runtime.output_dir)
-        summary = run_job(cfg, run_dir, list(hc.overrides.task))
-        if summary.get("engine_failed", summary["failed"]):  # the run failed, not just the room
+        multirun = hc.mode == RunMode.MULTIRUN
+        summary = None
+        if multirun:  # a sweep run again into its sweep dir: keep what is complete
+            summary = completed_run(run_dir, config_sha256(job_config_yaml(cfg)))
+        note = "" if summary is None else " (complete: not run again)"
+        if summary is None:
+            summary = run_job(
+                cfg,
+                run_dir,
+                list(hc.overrides.task),
+                job_num=int(hc.job.num) if multirun else None,
+                command_line=command_line,
+            )
+        if summary.get("engine_failed", summary.get("failed")):  # the run failed, not the room
             status["failed"] += 1
-        if hc.mode == RunMode.RUN:
+        if not multirun:
             print(format_summary(summary))
-        print(f"run dir: {run_dir}")
+        print(f"run dir: {run_dir}{note}")
 
     argv = sys.argv
     sys.argv = ["spacesim run", *args]
@@ -100,13 +145,104 @@ def _hydra_run(args: list[str]) -> int:
         task()
     finally:
         sys.argv = argv
-    return 1 if status["failed"] else 0
+    report = callbacks.last_report()
+    if report is None:  # a single run (or a multirun without the merge callback)
+        return 1 if status["failed"] else 0
+    # the jobs may have run in other processes: the merged archive is what counts
+    for problem in report.problems:
+        print(f"spacesim: {problem}", file=sys.stderr)
+    if report.path.exists():
+        print(f"sweep archive: {report.path} ({len(report.runs)} runs, {report.failed} not ok)")
+    return 1 if report.failed or report.problems else 0
+
+
+def _sweep_dir_of(overrides: Sequence[str]) -> str | None:
+    for o in overrides:
+        if o.startswith("hydra.sweep.dir="):
+            return o.split("=", 1)[1]
+    return None
+
+
+def cmd_sweep(args: list[str]) -> int:
+    from sim.archive.merge import job_files
+    from sim.archive.table import override_key
+
+    command = ["spacesim", "sweep", *args]
+    if any(a in ("-h", "--help") for a in args):
+        print(SWEEP_USAGE, end="")
+        return 0
+    resume: str | None = None
+    rest: list[str] = []
+    it = iter(args)
+    for a in it:
+        if a == "--resume":
+            resume = next(it, None)
+            if resume is None:
+                print("spacesim sweep: --resume needs the sweep dir", file=sys.stderr)
+                return 2
+        elif a.startswith("--resume="):
+            resume = a.split("=", 1)[1]
+        elif a not in ("-m", "--multirun"):
+            rest.append(a)
+    if resume is not None:
+        from omegaconf import OmegaConf
+
+        saved = Path(resume) / "multirun.yaml"
+        if not saved.is_file():
+            print(f"spacesim sweep: {resume}: not a sweep dir (no multirun.yaml)", file=sys.stderr)
+            return 2
+        hydra_cfg = OmegaConf.load(saved).hydra
+        before = [str(o) for o in [*hydra_cfg.overrides.hydra, *hydra_cfg.overrides.task]]
+        replaced = {override_key(o) for o in rest} | {"hydra.sweep.dir", "hydra.mode"}
+        # another group option drops the old option's settings: hydra/launcher → hydra.launcher.*
+        groups = tuple(k.replace("/", ".") + "." for k in replaced if "/" in k)
+        kept = [
+            o
+            for o in before
+            if override_key(o) not in replaced and not override_key(o).startswith(groups)
+        ]
+        return cmd_run(["-m", *kept, *rest, f"hydra.sweep.dir={resume}"], command)
+    sweep_dir = _sweep_dir_of(rest)
+    if sweep_dir is not None and Path(sweep_dir).is_dir() and job_files(Path(sweep_dir))[0]:
+        print(
+            f"spacesim sweep: {sweep_dir} already holds runs; `spacesim sweep --resume "
+            f"{sweep_dir}` continues that sweep (or choose another hydra.sweep.dir)",
+            file=sys.stderr,
+        )
+        return 2
+    return cmd_run(["-m", *rest], command)
+
+
+def cmd_inspect(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spacesim inspect",
+        description="What a run.h5 or sweep.h5 holds: schema version, provenance, runs with "
+        "status and key metrics, datasets with shapes and units.",
+    )
+    parser.add_argument("archive", help="a run.h5 or sweep.h5 (or a run or sweep directory)")
+    parser.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    ns = parser.parse_args(args)
+
+    from sim.archive import ArchiveError
+    from sim.archive.inspect import describe, format_text
+
+    try:
+        info = describe(ns.archive)
+    except ArchiveError as exc:
+        print(f"spacesim inspect: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(info, indent=2) if ns.json else format_text(info))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "run":
         return cmd_run(args[1:])
+    if args and args[0] == "sweep":
+        return cmd_sweep(args[1:])
+    if args and args[0] == "inspect":
+        return cmd_inspect(args[1:])
     if args and args[0] == "bench":
         from sim.bench import main as bench_main
 
@@ -118,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spacesim", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = ["run", "validate", "bench"]
+    commands = ["run", "sweep", "inspect", "validate", "bench"]
     parser.add_argument("command", nargs="?", choices=commands, help="what to do")
     ns = parser.parse_args(args)
     if ns.command is None:

@@ -1,18 +1,24 @@
 """The runner: one job of ``spacesim run``, from a composed config to files in the run dir.
 
 It turns the composed config into typed dataclasses (refusing bad values), runs the engine with a
-progress bar on a terminal, and hands every result to the writer (``sim.archive``). A run that
-raises still writes ``summary.json`` and ``run.h5`` with ``failed = true`` and the reason.
+progress bar on a terminal, and hands every result to the writer (``sim.archive``) as one
+``RunRecord``. A run that raises still writes ``summary.json`` and ``run.h5`` with
+``status = "failed"``, the reason, and a ``failure`` event holding the traceback.
+
+A job of a sweep that is run again into the same sweep dir is not simulated again when its
+``run.h5`` is complete and was made from the same config (``completed_run``): rerunning a sweep
+that was cut off runs only what is missing.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -20,6 +26,7 @@ from sim import archive
 from sim.config import Config, to_config
 from sim.engine import RunResult, simulate
 from sim.kernels.pipeline import REASONS
+from sim.streams import NAMES as STREAM_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,7 @@ def failed_summary(seed: Any, reason: str) -> dict[str, Any]:
         "wall_s": 0.0,
         "seed": seed,
         "failed": True,
+        "engine_failed": True,
         "failure_reason": reason,
     }
 
@@ -62,9 +70,60 @@ def run_simulation(cfg: Config) -> RunResult:
         return simulate(cfg, progress)
 
 
-def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+def job_config_yaml(cfg: DictConfig) -> str:
+    """The resolved job config as YAML, without Hydra's own ``hydra`` node."""
+    if "hydra" in cfg:
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def completed_run(run_dir: Path, config_sha256: str) -> dict[str, Any] | None:
+    """The summary of the run in ``run_dir`` if it is finished and made from this config.
+
+    Finished means: ``run.h5`` under its final name, readable, of the current schema, status
+    ``ok`` or ``failed`` (a failure of a seeded run is deterministic: running it again would fail
+    the same way), and the same config hash. Otherwise its files are removed, so that a job killed
+    while it runs again can never leave the old, stale record behind under the final name, and
+    ``None`` is returned. A missing ``summary.json`` is written again from the archive.
+    """
+    path = run_dir / archive.RUN_H5
+    if not path.exists():
+        return None
+    try:
+        record = archive.read_record(path)
+    except archive.ArchiveError as exc:
+        reason = str(exc)
+    else:
+        if record["schema_version"].split(".")[0] != archive.SCHEMA_VERSION.split(".")[0]:
+            reason = f"schema {record['schema_version']}"
+        elif record["status"] not in ("ok", "failed"):
+            reason = f"status {record['status']}"
+        elif record["config_sha256"] != config_sha256:
+            reason = "the config changed"
+        else:
+            summary: dict[str, Any] = record["summary"]
+            if not (run_dir / archive.SUMMARY_JSON).exists():
+                archive.write_summary(run_dir, summary, record["status"])
+            log.debug("%s: complete (%s), not run again", run_dir, record["status"])
+            return summary
+    log.warning("%s: running again (%s)", path, reason)
+    for name in (archive.RUN_H5, archive.SUMMARY_JSON):
+        (run_dir / name).unlink(missing_ok=True)
+    return None
+
+
+def run_job(
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: list[str],
+    *,
+    job_num: int | None = None,
+    command_line: str = "",
+) -> dict[str, Any]:
     """Validate, simulate and write one run; return its summary (written even on failure)."""
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    config_yaml = job_config_yaml(cfg)
     typed = to_config(cfg)
     try:
         result = run_simulation(typed)
@@ -72,16 +131,31 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, A
         log.exception("run failed")
         reason = f"{type(exc).__name__}: {exc}"
         result = RunResult(failed_summary(typed.seed, reason))
-        result.events.append({"kind": "failure", "traceback": traceback.format_exc()})
-    archive.write_run(
-        run_dir,
-        result.summary,
-        result.timeseries if typed.output.timeseries else {},
-        result.events,
-        config_yaml,
-        overrides,
-        archive=typed.output.archive,
+        result.events.append(
+            {
+                "t_s": math.nan,
+                "kind": "failure",
+                "target": "run",
+                "detail": traceback.format_exc(),
+            }
+        )
+    record = archive.RunRecord(
+        summary=result.summary,
+        timeseries=result.timeseries if typed.output.timeseries else {},
+        events=result.events,
+        config_yaml=config_yaml,
+        overrides=overrides,
+        parameters=archive.parameters_from(cfg, overrides),
+        seeds={
+            "seed": typed.seed,
+            "streams": list(STREAM_NAMES),
+            "derivation": "SeedSequence([seed, crc32(stream name)]) per stream (sim.streams)",
+        },
+        job_num=job_num,
+        tick_s=typed.engine.tick_s,
+        command_line=command_line,
     )
+    archive.write_run(run_dir, record, archive=typed.output.archive)
     return result.summary
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-import h5py
 import pytest
 
 from sim import runner
+from sim.archive import read_events, read_record
 from tests.conftest import compose_config
 
 BENCH = ["experiment=bench_surge", "scenario.expected_arrivals=1e4"]
@@ -20,8 +21,10 @@ def test_a_run_that_does_not_end_writes_a_failed_record(tmp_path: Path) -> None:
     assert summary["failed"] and "max_sim_s" in summary["failure_reason"]
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["failed"] is True and on_disk["failure_reason"] == summary["failure_reason"]
-    with h5py.File(tmp_path / "run.h5", "r") as f:
-        assert bool(f["summary"].attrs["failed"])
+    assert on_disk["status"] == "failed"
+    record = read_record(tmp_path / "run.h5")
+    assert record["status"] == "failed" and record["error"] == summary["failure_reason"]
+    assert record["summary"]["failed"] is True
 
 
 def test_a_run_that_raises_still_writes_why(
@@ -38,6 +41,7 @@ def test_a_run_that_raises_still_writes_why(
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["failure_reason"] == "RuntimeError: node table corrupted"
     assert set(on_disk["rejected"]) == {"bucket", "full", "queue", "timeout"}
-    with h5py.File(tmp_path / "run.h5", "r") as f:
-        events = json.loads(f["events"].attrs["json"])["events"]
-        assert events[0]["kind"] == "failure" and "node table corrupted" in events[0]["traceback"]
+    assert read_record(tmp_path / "run.h5")["error"] == "RuntimeError: node table corrupted"
+    events = read_events(tmp_path / "run.h5")
+    assert events["kind"].tolist() == ["failure"] and events["target"].tolist() == ["run"]
+    assert math.isnan(events["t_s"][0]) and "node table corrupted" in events["detail"][0]
