@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
@@ -53,6 +54,22 @@ def _group_options(group: str) -> list[str]:
     return sorted(loader.get_group_options(group))
 
 
+def _in_list(key: str, overrides: list[str]) -> tuple[str, Any]:
+    """``(path, value)`` of ``key`` in the first override whose value is a list of mappings
+    holding it (``scenario.actions[0].nodes``), else ``(key, "?")``."""
+    for o in overrides:
+        name, _, text = o.lstrip("+").partition("=")
+        try:
+            items = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        if isinstance(items, list):
+            for i, item in enumerate(items):
+                if isinstance(item, dict) and key in item:
+                    return f"{name}[{i}].{key}", item[key]
+    return key, "?"
+
+
 def _explain(exc: Exception, overrides: list[str]) -> list[str]:
     """Turn a Hydra/OmegaConf composition error into messages naming key, value and allowed."""
     if isinstance(exc, MissingConfigException):
@@ -70,6 +87,8 @@ def _explain(exc: Exception, overrides: list[str]) -> list[str]:
             (o.split("=", 1)[1] for o in overrides if o.lstrip("+").split("=", 1)[0] == key),
             "?",
         )
+        if value == "?":  # a key inside a list of records (scenario.actions=[{...}])
+            key, value = _in_list(key, overrides)
         first = str(cause).splitlines()[0]
         target = re.search(r"converted to (\w+)", first)
         allowed = f"a value of type {target.group(1)}" if target else first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,16 @@ from sim.config import Config
 from sim.hydra_app import check_overrides, conf_dir
 from tests.conftest import typed_config
 
-GROUPS = ("scenario", "platform", "admission", "client", "engine", "output", "criterion", "autoscaler")
+GROUPS = (
+    "scenario",
+    "platform",
+    "admission",
+    "client",
+    "engine",
+    "output",
+    "criterion",
+    "autoscaler",
+)
 
 
 def _options(group: str) -> list[str]:
@@ -66,6 +76,13 @@ BAD = [
     (["+foo=1"], "foo", "a key of the config"),
     (["client=none", "client.max_attempts=6"], "client.max_attempts", "retry none"),
     (["seed=null"], "seed", "not null"),
+    # the dynamics (most of their cases go through check_overrides below, for speed)
+    (["engine.kind=fast"], "engine.kind", "batched, reference"),
+    (["platform.crash_after_s=0"], "platform.crash_after_s", "> 0"),
+    (["autoscaler=target", "autoscaler.max_step=0"], "autoscaler.max_step", "[1, 1000000]"),
+    (["admission=aimd", "admission.decrease_factor=1"], "admission.decrease_factor", "(0, 1)"),
+    (["client=decorrelated_jitter", "client.cap_s=0.1"], "client.cap_s", ">= base_s"),
+    (["client.throttle_k=0.5"], "client.throttle_k", ">= 1"),
 ]
 
 
@@ -93,3 +110,182 @@ def test_problems_are_all_reported_at_once() -> None:
 def test_profile_points_must_increase() -> None:
     problems = check_overrides(["scenario.profile.1.t_s=0"])
     assert any("scenario.profile[1].t_s" in p for p in problems), problems
+
+
+CAP, ROOM = "admission=concurrency_cap", "admission=waiting_room"
+AIMD, CREDIT = "admission=aimd", "admission=credit"
+DECORRELATED, TARGET = "client=decorrelated_jitter", "autoscaler=target"
+ACTIONS = "cap_listeners, waiting_room, add_nodes, drain_nodes, crash_nodes, end_room"
+
+
+def _bad(setting: str, shown: str, allowed: str, *before: str, key: str | None = None) -> Any:
+    """A case: overrides ``[*before, setting]``, the key named (``setting``'s unless given), the
+    value as the message shows it (its repr after conversion), words of the allowed part."""
+    key = key or setting.split("=", 1)[0]
+    return pytest.param([*before, setting], key, shown, allowed, id=f"{key}={shown}")
+
+
+def _action(actions: str, key: str, shown: str, allowed: str) -> Any:
+    return _bad(f"scenario.actions={actions}", shown, allowed, key=f"scenario.actions{key}")
+
+
+# a bad value for every parameter of the new admission policies, the clients, the platform's
+# placement, control plane and health, the engine, the autoscaler, the criterion and the actions
+NEW_BAD = [
+    _bad("admission.max_listeners=-1", "-1", ">= 0", CAP),
+    _bad("admission.max_joins_in_flight=-1", "-1", ">= 0", CAP),
+    _bad("admission.retry_after_s=-1", "-1.0", ">= 0", CAP),
+    _bad("admission.release_per_s=0", "0.0", "> 0", ROOM),
+    _bad("admission.max_wait_s=-1", "-1.0", ">= 0", ROOM),
+    _bad("admission.capacity=-1", "-1", "[0, 100000000]", ROOM),
+    _bad("admission.retry_after_s=-5", "-5.0", ">= 0", ROOM),
+    # aimd: min 5, initial 100, max 10000 (conf/admission/aimd.yaml)
+    _bad("admission.target_delay_s=0", "0.0", "> 0", AIMD),
+    _bad("admission.window_s=0", "0.0", "> 0", AIMD),
+    _bad("admission.retry_after_s=-1", "-1.0", ">= 0", AIMD),
+    _bad("admission.min_rate_per_s=-1", "-1.0", ">= 0", AIMD),
+    _bad("admission.initial_rate_per_s=1", "1.0", ">= min_rate_per_s (5.0)", AIMD),
+    _bad("admission.max_rate_per_s=50", "50.0", ">= initial_rate_per_s (100.0)", AIMD),
+    _bad("admission.increase_per_s=-1", "-1.0", ">= 0", AIMD),
+    _bad("admission.decrease_factor=0", "0.0", "(0, 1)", AIMD),
+    _bad("admission.burst_s=0", "0.0", "> 0", AIMD),
+    # credit: min 4, initial 100, max 100000
+    _bad("admission.target_delay_s=-1", "-1.0", "> 0", CREDIT),
+    _bad("admission.window_s=0", "0.0", "> 0", CREDIT),
+    _bad("admission.retry_after_s=-1", "-1.0", ">= 0", CREDIT),
+    _bad("admission.min_credits=0.5", "0.5", ">= 1", CREDIT),
+    _bad("admission.initial_credits=2", "2.0", ">= min_credits (4.0)", CREDIT),
+    _bad("admission.max_credits=50", "50.0", ">= initial_credits (100.0)", CREDIT),
+    _bad("admission.additive_credits=-1", "-1.0", ">= 0", CREDIT),
+    _bad("admission.beta=0", "0.0", "(0, 1]", CREDIT),
+    _bad("admission.beta=1.5", "1.5", "(0, 1]", CREDIT),
+    # every client: the default full_jitter, and the shipped options that set these
+    _bad("client.patience=forever", "'forever'", "none, fixed, exponential, lognormal"),
+    _bad("client.patience=sometimes", "'sometimes'", "lognormal", "client=immediate"),
+    _bad("client.patience_mean_s=0", "0.0", "> 0"),
+    _bad("client.patience_cv=0", "0.0", "> 0"),
+    _bad("client.retry_budget=1.5", "1.5", "[0, 1]"),
+    _bad("client.retry_budget=-0.1", "-0.1", "[0, 1]", "client=retry_budget"),
+    _bad("client.budget_window_s=0.5", "0.5", "[1, 3600]"),
+    _bad("client.throttle_k=0.5", "0.5", ">= 1", "client=adaptive_throttle"),
+    _bad("client.throttle_window_s=4000", "4000.0", "[1, 3600]"),
+    _bad("client.reconnect_mean_s=-1", "-1.0", ">= 0"),
+    _bad("client.reconnect_min_s=-1", "-1.0", ">= 0"),
+    _bad("client.cap_s=0.1", "0.1", ">= base_s (0.5)", DECORRELATED),
+    _bad("client.base_s=0", "0.0", "> 0", DECORRELATED),
+    # platform: placement, control plane, health
+    _bad("platform.placement_choices=1", "1", "[2, 64]"),
+    _bad("platform.placement_choices=65", "65", "[2, 64]"),
+    _bad("platform.placement_load_bound=0.5", "0.5", ">= 1"),
+    _bad("platform.placement_vnodes=0", "0", ">= 1"),
+    _bad("platform.auth_workers=0", "0", ">= 1"),
+    _bad("platform.auth_service_mean_s=0", "0.0", "> 0"),
+    _bad("platform.auth_queue_cap=-1", "-1", ">= 0"),
+    _bad("platform.auth_timeout_s=0", "0.0", "> 0"),
+    _bad("platform.cpu_cores=0", "0.0", "> 0"),
+    _bad("platform.cpu_per_join_worker=-1", "-1.0", ">= 0"),
+    _bad("platform.cpu_per_listener=-0.1", "-0.1", ">= 0"),
+    _bad("platform.memory_mb=0", "0.0", "> 0"),
+    _bad("platform.memory_per_connection_mb=-1", "-1.0", ">= 0"),
+    _bad("platform.overload_share=0", "0.0", "(0, 10]"),
+    _bad("platform.overload_share=11", "11.0", "(0, 10]"),
+    _bad("platform.crash_after_s=-5", "-5.0", "> 0"),
+    _bad("platform.restart_s=-1", "-1.0", ">= 0"),
+    _bad("platform.warmup_s=-1", "-1.0", ">= 0"),
+    # engine, autoscaler
+    _bad("engine.kind=fast", "'fast'", "batched, reference"),
+    _bad("autoscaler.policy=magic", "'magic'", "none, target"),
+    _bad("autoscaler.target_utilisation=0", "0.0", "(0, 1]", TARGET),
+    _bad("autoscaler.target_utilisation=1.5", "1.5", "(0, 1]", TARGET),
+    _bad("autoscaler.interval_s=0", "0.0", "> 0", TARGET),
+    _bad("autoscaler.provisioning_delay_s=-1", "-1.0", ">= 0", TARGET),
+    _bad("autoscaler.max_step=0", "0", "[1, 1000000]", TARGET),
+    _bad("autoscaler.cooldown_s=-1", "-1.0", ">= 0", TARGET),
+    _bad("autoscaler.max_nodes=0", "0", "[1, 1000000]", TARGET),
+    # criterion
+    _bad("criterion.name=''", "''", "non-empty"),
+    _bad("criterion.stable_share=0", "0.0", "(0, 1]"),
+    _bad("criterion.metastable_goodput_share=1.5", "1.5", "(0, 1]"),
+    _bad("criterion.stable_p99_s=0", "0.0", "> 0"),
+    _bad("criterion.stable_hold_s=-1", "-1.0", "> 0"),
+    _bad("criterion.metastable_hold_s=0", "0.0", "> 0"),
+    _bad("criterion.deadline_s=0", "0.0", "> 0"),
+    _bad("criterion.max_abandoned_share=1", "1.0", "[0, 1)"),
+    _bad("criterion.trigger_end_s=-1", "-1.0", ">= 0"),
+    _bad("criterion.metastable_fails=maybe", "'maybe'", "bool"),
+    # scenario.actions
+    _action("[{t_s: 10, do: explode}]", "[0].do", "'explode'", f"one of {ACTIONS}"),
+    _action(
+        "[{t_s: 10, do: crash_nodes, count: 1}, {t_s: 5, do: oops}]", "[1].do", "'oops'", ACTIONS
+    ),
+    _action("[{t_s: -1, do: crash_nodes, count: 1}]", "[0].t_s", "-1.0", ">= 0"),
+    _action("[{t_s: 10, do: add_nodes, count: 0}]", "[0].count", "0", ">= 1"),
+    _action("[{t_s: 10, do: drain_nodes}]", "[0].count", "0", ">= 1"),
+    _action("[{t_s: 10, do: crash_nodes, count: -2}]", "[0].count", "-2", ">= 1"),
+    _action("[{t_s: 10, do: waiting_room}]", "[0].value", "None", "the release rate"),
+    _action("[{t_s: 10, do: waiting_room, value: 0}]", "[0].value", "0.0", "> 0"),
+    _action("[{t_s: 10, do: cap_listeners, value: -5}]", "[0].value", "-5.0", ">= 0"),
+    _action("[{t_s: 10, do: drain_nodes, count: 1, for_s: -1}]", "[0].for_s", "-1.0", ">= 0"),
+    _action("[{t_s: 10, do: end_room, for_s: -30}]", "[0].for_s", "-30.0", ">= 0"),
+    _action("[{t_s: 10, do: end_room, share: 1.5}]", "[0].share", "1.5", "[0, 1]"),
+    _action("[{t_s: 10, do: end_room, share: -0.1}]", "[0].share", "-0.1", "[0, 1]"),
+    _action(
+        "[{t_s: 10, do: waiting_room, value: 5, max_wait_s: -1}]", "[0].max_wait_s", "-1.0", ">= 0"
+    ),
+    _action(
+        "[{t_s: 10, do: crash_nodes, count: 1, nodes: 3}]", "[0].nodes", "3", "ActionConfig"
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "key", "value", "allowed"), NEW_BAD)
+def test_a_bad_value_of_a_new_parameter_is_refused_naming_it(
+    overrides: list[str], key: str, value: str, allowed: str
+) -> None:
+    problems = check_overrides(overrides)
+    assert problems, f"{overrides} was accepted"
+    assert any(f"{key} = {value}; allowed: " in p and allowed in p for p in problems), problems
+    assert all(f"{key} = " in p for p in problems), f"something else blamed: {problems}"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [
+            "admission=concurrency_cap", "admission.max_listeners=0",
+            "admission.max_joins_in_flight=null", "admission.retry_after_s=0",
+            "client=decorrelated_jitter", "client.cap_s=0.5", "client.base_s=0.5",
+            "client.patience=lognormal", "client.patience_cv=0.1", "client.retry_budget=0",
+            "client.budget_window_s=1", "client.throttle_k=1", "client.throttle_window_s=3600",
+            "client.reconnect_mean_s=0", "client.reconnect_min_s=0",
+            "platform.placement_choices=64", "platform.placement_load_bound=1",
+            "platform.placement_vnodes=1", "platform.auth_workers=1", "platform.auth_queue_cap=0",
+            "platform.cpu_per_join_worker=0", "platform.cpu_per_listener=0",
+            "platform.memory_per_connection_mb=0", "platform.overload_share=10",
+            "platform.crash_after_s=0.5", "platform.restart_s=0", "platform.warmup_s=0",
+            "autoscaler=target", "autoscaler.target_utilisation=1", "autoscaler.cooldown_s=0",
+            "autoscaler.provisioning_delay_s=0", "autoscaler.max_step=1", "autoscaler.max_nodes=1",
+            "criterion.max_abandoned_share=0", "criterion.deadline_s=null",
+            "criterion.trigger_end_s=0", "criterion.metastable_fails=false",
+            "engine.kind=reference",
+            "scenario.actions=[{t_s: 0, do: cap_listeners, value: 0}, {t_s: 1, do: cap_listeners},"
+            " {t_s: 2, do: waiting_room, value: 0.5, max_wait_s: 0},"
+            " {t_s: 3, do: end_room, share: 0}, {t_s: 4, do: end_room, share: 1, for_s: 0},"
+            " {t_s: 5, do: add_nodes, count: 1}, {t_s: 6, do: drain_nodes, count: 1, for_s: 0}]",
+        ],
+        [
+            "admission=aimd", "admission.min_rate_per_s=0", "admission.initial_rate_per_s=0",
+            "admission.max_rate_per_s=0", "admission.increase_per_s=0",
+            "admission.decrease_factor=0.99", "client.retry_budget=1", "client.throttle_k=null",
+        ],
+        [
+            "admission=credit", "admission.min_credits=1", "admission.initial_credits=1",
+            "admission.max_credits=1", "admission.beta=1", "admission.additive_credits=0",
+            "admission.retry_after_s=0",
+        ],
+        ["admission=waiting_room", "admission.capacity=0", "admission.max_wait_s=0"],
+    ],
+    ids=["boundaries", "aimd", "credit", "waiting_room"],
+)  # fmt: skip
+def test_the_boundary_values_of_the_new_parameters_are_accepted(overrides: list[str]) -> None:
+    assert check_overrides(overrides) == []

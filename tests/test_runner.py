@@ -10,6 +10,7 @@ import pytest
 
 from sim import runner
 from sim.archive import read_events, read_record
+from sim.kernels.reasons import REASONS
 from tests.conftest import compose_config
 
 BENCH = ["experiment=bench_surge", "scenario.expected_arrivals=1e4"]
@@ -40,7 +41,7 @@ def test_a_run_that_raises_still_writes_why(
     assert summary["failure_reason"] == "RuntimeError: node table corrupted"
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["failure_reason"] == "RuntimeError: node table corrupted"
-    assert set(on_disk["rejected"]) == {"bucket", "full", "queue", "timeout"}
+    assert set(on_disk["rejected"]) == set(REASONS)
     assert read_record(tmp_path / "run.h5")["error"] == "RuntimeError: node table corrupted"
     events = read_events(tmp_path / "run.h5")
     assert events["kind"].tolist() == ["failure"] and events["target"].tolist() == ["run"]

@@ -66,7 +66,8 @@ class RunRecord:
 
     ``status`` defaults to ``failed`` when the run failed (``summary["engine_failed"]``, or
     ``summary["failed"]`` in a summary without it), else ``ok``: a room that failed its criterion
-    is a run that worked. ``error`` defaults to ``summary["failure_reason"]`` for a failed run. ``parameters`` are the job's overrides as
+    is a run that worked. ``error`` defaults to ``summary["failure_reason"]`` for a failed run.
+    ``parameters`` are the job's overrides as
     typed values (``{"seed": 3, "platform.nodes": 32}``), the sweep's summary table columns.
     ``job_num`` is the Hydra job number in a multirun (``None`` for a single run).
     """

@@ -121,9 +121,10 @@ class Operator(_TickProcess):
                 self.restarts.crash(node, t, back, a.share, "operator: end_room", hold=True)
             for node in list(self.restarts.down):
                 self.restarts.keep_down(node, back)
-            for i, (when, what, node) in enumerate(self.later):  # drained ones too
-                if what == "up":
-                    self.later[i] = (max(when, back), what, node)
+            drained = [x for x in self.later if x[1] == "up"]  # their listeners go too
+            for entry in drained:
+                self.later.remove(entry)
+                self.restarts.crash(entry[2], t, back, a.share, "operator: end_room", hold=True)
             detail = f"room ended: relaunched after {a.for_s:g} s, {a.share:.0%} come back"
         _event(self.events, t, "operator", a.do, detail)
 
