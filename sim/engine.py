@@ -83,13 +83,14 @@ class Engine:
         if cfg.scenario.actions:
             operator = Operator(
                 self.env, self.tick_end, cfg.scenario.actions, self.fleet, self.joins,
-                self.restarts, self.events,
+                self.restarts, self.events, tick_s,
             )  # fmt: skip
             self.background.append(operator.process)
         if cfg.autoscaler.policy == "target":
             scaler = Autoscaler(
-                self.env, self.tick_end, cfg.autoscaler, self.fleet, self.events, self.finished
-            )
+                self.env, self.tick_end, cfg.autoscaler, self.fleet, self.events, self.finished,
+                tick_s,
+            )  # fmt: skip
             self.background.append(scaler.process)
         _warm_up(cfg)
 

@@ -100,7 +100,12 @@ class JoinPipeline:
             self.carried = False
         if arrivals.size == 0 and calendar.next_due(self.ret) >= t_end:
             # nothing to handle in this tick: the kernel would only find that out (exact)
-            tally.advance(t_end, self.tick_s, self.bins, self.istate, counts)
+            b = int(self.istate[pipeline.S_BIN])
+            bins = self.bins
+            if k == b + 1 and (b >= bins.shape[0] or not (bins[b, 0] or bins[b, 1])):
+                self.istate[pipeline.S_BIN] = k  # an empty bin: nothing for ``advance`` either
+            else:
+                tally.advance(t_end, self.tick_s, self.bins, self.istate, counts)
             return _NONE
         (f.rel, self.ret, self.slots, self.slot_free, self.jr, self.bins, self.latency, n) = (
             pipeline.step(

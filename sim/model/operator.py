@@ -37,18 +37,33 @@ def _event(events: Events, t: float, kind: str, target: str, detail: str) -> Non
 
 
 class _TickProcess:
-    """A process that runs ``act(t)`` after every tick until ``done`` or it has nothing left."""
+    """A process that runs ``act(t)`` after the ticks until it has nothing left to do.
 
-    def __init__(self, env: simpy.Environment, tick_end: Callable[[], simpy.Event]) -> None:
+    Between the times it has something to do (``next_at``) it sleeps, and wakes two ticks early
+    to wait for the tick ends themselves: a room whose operator acts once at the end of two hours
+    does not resume it 7,200 times.
+    """
+
+    def __init__(
+        self, env: simpy.Environment, tick_end: Callable[[], simpy.Event], tick_s: float
+    ) -> None:
         self.env = env
+        self.tick_s = tick_s
         self._tick_end = tick_end
         self.process = env.process(self._run())
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
         while True:
+            lead = self.next_at() - 2.0 * self.tick_s - self.env.now
+            if lead > 0:
+                yield self.env.timeout(lead)
             t = yield self._tick_end()
             if t is None or not self.act(float(t)):
                 return
+
+    def next_at(self) -> float:
+        """The earliest time it may have something to do (``-inf``: every tick)."""
+        return -math.inf
 
     def act(self, t: float) -> bool:
         """Act at the tick end ``t``; ``False`` once nothing is left to do."""
@@ -67,12 +82,16 @@ class Operator(_TickProcess):
         joins: JoinPipeline,
         restarts: Restarts,
         events: Events,
+        tick_s: float,
     ) -> None:
         self.todo = sorted(actions, key=lambda a: a.t_s)
         self.fleet, self.joins, self.events = fleet, joins, events
         self.restarts = restarts
         self.later: list[tuple[float, str, int]] = []  # (when, "up"/"add", node)
-        super().__init__(env, tick_end)
+        super().__init__(env, tick_end, tick_s)
+
+    def next_at(self) -> float:
+        return min([a.t_s for a in self.todo[:1]] + [when for when, _, _ in self.later])
 
     def act(self, t: float) -> bool:
         for when, what, node in [x for x in self.later if x[0] <= t + 1e-9]:
@@ -140,12 +159,16 @@ class Autoscaler(_TickProcess):
         fleet: EdgeFleet,
         events: Events,
         done: simpy.Event,
+        tick_s: float,
     ) -> None:
         self.cfg, self.fleet, self.events, self.done = cfg, fleet, events, done
         self.next_check = cfg.interval_s
         self.quiet_until = -math.inf
         self.ordered: list[float] = []  # when each ordered node comes up
-        super().__init__(env, tick_end)
+        super().__init__(env, tick_end, tick_s)
+
+    def next_at(self) -> float:
+        return min([self.next_check, *self.ordered])
 
     def utilisation(self, t: float) -> float:
         f = self.fleet
