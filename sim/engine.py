@@ -251,7 +251,7 @@ def _warm_up(cfg: Config) -> None:
     _ = joins.peak
     if cfg.platform.crash_after_s is not None:  # the health monitor's kernels
         utilisation(1.0, fleet.free, fleet.cn, fleet.up, np.ones(5), np.zeros(fleet.size))
-        joins.crash(0, 1.0, 2.0)
+        joins.crash([0], 1.0, 2.0)
     SurgeSource(cfg.scenario, streams.stream(cfg.seed, "warm-up arrivals")).batch(1.0)
     segment_quantiles(np.zeros(1), np.ones(1, dtype=np.int64), np.array([0.5]))
     counts_up_to(np.zeros(1), np.ones(2))

@@ -33,22 +33,41 @@ from sim.kernels import rows as rw
 
 
 @njit(cache=True)
-def _rows_of(rel: Any, code: float) -> np.ndarray:
-    """The join-record rows of the release records whose node column is ``code``."""
-    out = np.empty(max(16, rel.ist[calendar.I_SIZE]), dtype=np.int64)
+def _keep(pos: np.ndarray, epoch: np.ndarray, code: float, row: float) -> int:
+    """The crash-order position of the node of a release record if it crashes now, else -1."""
+    if row < 0:
+        return -1
+    c = int(code)
+    node = c % pipeline.EPOCH_SPAN
+    if pos[node] < 0 or c // pipeline.EPOCH_SPAN != epoch[node]:
+        return -1
+    return int(pos[node])
+
+
+@njit(cache=True)
+def _rows_of(rel: Any, pos: np.ndarray, epoch: np.ndarray) -> np.ndarray:
+    """``(crash position, join row)`` of the release records of the crashing nodes (``pos[node]
+    >= 0``, current epoch, a join record), sorted: one walk of the calendar for all of them."""
+    out = np.empty((max(16, rel.ist[calendar.I_SIZE]), 2), dtype=np.int64)
     n = 0
     ist = rel.ist
     for i in range(ist[calendar.I_CI], ist[calendar.I_CN]):
-        if rel.cur[i, 1] == code and rel.cur[i, 2] >= 0:
-            out[n] = int(rel.cur[i, 2])
+        p = _keep(pos, epoch, rel.cur[i, 1], rel.cur[i, 2])
+        if p >= 0:
+            out[n, 0] = p
+            out[n, 1] = int(rel.cur[i, 2])
             n += 1
     for i in range(ist[calendar.I_LN]):
-        if rel.late[i, 1] == code and rel.late[i, 2] >= 0:
-            out[n] = int(rel.late[i, 2])
+        p = _keep(pos, epoch, rel.late[i, 1], rel.late[i, 2])
+        if p >= 0:
+            out[n, 0] = p
+            out[n, 1] = int(rel.late[i, 2])
             n += 1
     for i in range(ist[calendar.I_FN]):
-        if rel.far[i, 1] == code and rel.far[i, 2] >= 0:
-            out[n] = int(rel.far[i, 2])
+        p = _keep(pos, epoch, rel.far[i, 1], rel.far[i, 2])
+        if p >= 0:
+            out[n, 0] = p
+            out[n, 1] = int(rel.far[i, 2])
             n += 1
     ring = rel.ring
     for slot in range(ring.shape[0]):
@@ -56,16 +75,24 @@ def _rows_of(rel: Any, code: float) -> np.ndarray:
         while blk >= 0:
             rows = ring[slot, 2] if blk == ring[slot, 1] else calendar.BLOCK
             for r in range(blk * calendar.BLOCK, blk * calendar.BLOCK + rows):
-                if rel.pool[r, 1] == code and rel.pool[r, 2] >= 0:
-                    out[n] = int(rel.pool[r, 2])
+                p = _keep(pos, epoch, rel.pool[r, 1], rel.pool[r, 2])
+                if p >= 0:
+                    out[n, 0] = p
+                    out[n, 1] = int(rel.pool[r, 2])
                     n += 1
             blk = rel.link[blk]
-    return np.sort(out[:n])
+    keys = out[:n, 0] * (1 << 40) + out[:n, 1]  # rows < 2**40
+    order = np.argsort(keys)
+    res = np.empty((n, 2), dtype=np.int64)
+    for k in range(n):
+        res[k, 0] = out[order[k], 0]
+        res[k, 1] = out[order[k], 1]
+    return res
 
 
 @njit(cache=True)
 def drop(
-    node: int,
+    nodes: np.ndarray,
     t: float,
     restart_t: float,
     rel: Any,
@@ -84,18 +111,24 @@ def drop(
     st: np.ndarray,
     share: float = 1.0,
     not_before: float = 0.0,
-) -> tuple[Any, np.ndarray, np.ndarray, int]:
-    """Crash ``node`` at ``t`` (a tick end); return ``(ret, slots, slot_free, dropped)``.
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """Crash ``nodes`` at ``t`` (a tick end), in that order; return ``(ret, slots, slot_free,
+    dropped per node)``.
 
     A dropped listener reconnects with probability ``share`` (one uniform draw of the
     ``reconnect`` stream each when ``share < 1``); the others are gone. Nobody reconnects before
-    ``not_before`` (an ended room: they come back to the relaunched one).
+    ``not_before`` (an ended room: they come back to the relaunched one). Crashing several nodes
+    in one call gives the same result as one call per node, in order, with one walk of the
+    release calendar.
     """
-    code = float(node + epoch[node] * pipeline.EPOCH_SPAN)
-    rows = _rows_of(rel, code)
+    pos = np.full(cn.shape[0], -1, dtype=np.int64)
+    for k in range(nodes.shape[0]):
+        pos[nodes[k]] = k
+    found = _rows_of(rel, pos, epoch)
     bt = int(t // bin_s)
-    dropped = 0
-    for r in rows:
+    dropped = np.zeros(nodes.shape[0], dtype=np.int64)
+    for q in range(found.shape[0]):
+        r = found[q, 1]
         join = jr[r, 0]
         leave = jr[r, 1]
         if leave <= t:
@@ -107,7 +140,7 @@ def drop(
         bins[int(leave // bin_s), 1] -= 1
         bins[bt, 1] += 1
         jr[r, 1] = t
-        dropped += 1
+        dropped[found[q, 0]] += 1
         if share < 1.0 and rn.uniform(st, pipeline.R_RECONNECT) >= share:
             continue
         back = max(not_before, t) + cp[retry.P_RECONNECT_MIN]
@@ -125,10 +158,12 @@ def drop(
             istate[pipeline.S_SLOT_USED] += 1
         ret = calendar.push(ret, back, float(slot), pipeline.STAGE_RECONNECT)
     istate[pipeline.S_RETRY_N] = ret.ist[calendar.I_SIZE]
-    epoch[epoch.shape[0] - 1] += cn[node]
-    epoch[node] += 1
-    cn[node] = 0
-    wn[node] = 0
-    for w in range(free.shape[1]):
-        free[node, w] = restart_t
+    for k in range(nodes.shape[0]):
+        node = nodes[k]
+        epoch[epoch.shape[0] - 1] += cn[node]
+        epoch[node] += 1
+        cn[node] = 0
+        wn[node] = 0
+        for w in range(free.shape[1]):
+            free[node, w] = restart_t
     return ret, slots, slot_free, dropped

@@ -74,24 +74,35 @@ class Restarts:
         return bool(self.down or self.warming)
 
     def crash(
-        self, node: int, t: float, back: float, share: float, why: str, hold: bool = False
+        self,
+        nodes: list[int],
+        t: float,
+        back: float,
+        share: float,
+        why: str | list[str],
+        hold: bool = False,
     ) -> None:
-        """Crash ``node`` at the tick end ``t``; it is back at the first tick end >= ``back``.
+        """Crash ``nodes`` at the tick end ``t``; they are back at the first tick end >= ``back``.
 
-        A ``share`` of its listeners reconnect; with ``hold`` (the room ended) not before then.
+        A ``share`` of their listeners reconnect; with ``hold`` (the room ended) not before then.
+        ``why`` is one reason, or one per node.
         """
+        if not nodes:
+            return
         back = float(math.ceil(back / self.tick_s - 1e-9) * self.tick_s)
-        dropped = self.joins.crash(node, t, max(back, t), share, back if hold else t)
-        self.down[node] = back
-        self.warming.pop(node, None)
-        self.events.append(
-            {
-                "t_s": t,
-                "kind": "crash",
-                "target": f"node {node}",
-                "detail": f"{why}; {dropped} listeners dropped; down until {back:g} s",
-            }
-        )
+        dropped = self.joins.crash(nodes, t, max(back, t), share, back if hold else t)
+        reasons = [why] * len(nodes) if isinstance(why, str) else why
+        for node, n, reason in zip(nodes, dropped, reasons, strict=True):
+            self.down[node] = back
+            self.warming.pop(node, None)
+            self.events.append(
+                {
+                    "t_s": t,
+                    "kind": "crash",
+                    "target": f"node {node}",
+                    "detail": f"{reason}; {n} listeners dropped; down until {back:g} s",
+                }
+            )
 
     def act(self, t: float) -> None:
         """The tick that ends at ``t`` is over: nodes due come back, warming nodes ramp up."""
@@ -157,8 +168,11 @@ class Health:
         self.over_since[~over] = np.inf
         self.over_since[over] = np.minimum(self.over_since[over], t - self.tick_s)
         assert cfg.crash_after_s is not None
-        for node in np.flatnonzero(t - self.over_since >= cfg.crash_after_s - 1e-9):
-            util = float(self.util[node])
-            self.over_since[node] = np.inf
-            why = f"overloaded (utilisation {util:.2f}) for {cfg.crash_after_s:g} s"
-            self.restarts.crash(int(node), t, t + cfg.restart_s, 1.0, why)
+        crashing = np.flatnonzero(t - self.over_since >= cfg.crash_after_s - 1e-9)
+        if crashing.size:
+            why = [
+                f"overloaded (utilisation {self.util[node]:.2f}) for {cfg.crash_after_s:g} s"
+                for node in crashing
+            ]
+            self.over_since[crashing] = np.inf
+            self.restarts.crash(crashing.tolist(), t, t + cfg.restart_s, 1.0, why)

@@ -121,21 +121,29 @@ class JoinPipeline:
         return self.latency[:n].copy()
 
     def crash(
-        self, node: int, t: float, restart_t: float, share: float = 1.0, not_before: float = 0.0
-    ) -> int:
-        """Crash ``node`` at the tick end ``t`` (``sim.kernels.crash``); return the listeners
-        dropped (counted in the next tick's ``dropped``); it is down until ``restart_t``. A share
-        ``share`` of the dropped listeners reconnect, none before ``not_before``."""
+        self,
+        nodes: list[int],
+        t: float,
+        restart_t: float,
+        share: float = 1.0,
+        not_before: float = 0.0,
+    ) -> list[int]:
+        """Crash ``nodes`` at the tick end ``t``, in that order (``sim.kernels.crash``); return the
+        listeners each dropped (counted in the next tick's ``dropped``); they are down until
+        ``restart_t``. A share ``share`` of the dropped listeners reconnect, none before
+        ``not_before``."""
         f = self.fleet
+        which = np.asarray(nodes, dtype=np.int64)
         self.ret, self.slots, self.slot_free, dropped = crash.drop(
-            node, t, restart_t, f.rel, self.ret, self.slots, self.slot_free, self.istate,
+            which, t, restart_t, f.rel, self.ret, self.slots, self.slot_free, self.istate,
             self.jr, self.bins, self.tick_s, f.cn, f.wn, f.free, f.epoch, self.cli_params,
             self.states, share, not_before,
         )  # fmt: skip
-        self.carry[pipeline.C_DROPPED] += dropped
+        self.carry[pipeline.C_DROPPED] += int(dropped.sum())
         self.carried = True
-        f.set_up(node, False)
-        return int(dropped)
+        for node in nodes:
+            f.set_up(node, False)
+        return [int(x) for x in dropped]
 
     def set_admission(self, cfg: AdmissionConfig) -> None:
         """Switch the admission policy (an operator action, at a tick end): a fresh state."""

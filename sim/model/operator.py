@@ -131,19 +131,17 @@ class Operator(_TickProcess):
         elif a.do == "crash_nodes":
             nodes = self._up_nodes(a.count)
             back = t + self.restarts.cfg.restart_s
-            for node in nodes:
-                self.restarts.crash(node, t, back, 1.0, "operator: crash_nodes")
+            self.restarts.crash(nodes, t, back, 1.0, "operator: crash_nodes")
             detail = f"{len(nodes)} nodes crashed"
         else:  # end_room: every node down until the relaunch, those down already too
             back = t + a.for_s
-            for node in self._up_nodes(f.n_up):
-                self.restarts.crash(node, t, back, a.share, "operator: end_room", hold=True)
             for node in list(self.restarts.down):
                 self.restarts.keep_down(node, back)
             drained = [x for x in self.later if x[1] == "up"]  # their listeners go too
             for entry in drained:
                 self.later.remove(entry)
-                self.restarts.crash(entry[2], t, back, a.share, "operator: end_room", hold=True)
+            nodes = sorted(self._up_nodes(f.n_up) + [node for _, _, node in drained])
+            self.restarts.crash(nodes, t, back, a.share, "operator: end_room", hold=True)
             detail = f"room ended: relaunched after {a.for_s:g} s, {a.share:.0%} come back"
         _event(self.events, t, "operator", a.do, detail)
 
