@@ -127,15 +127,16 @@ class Engine:
         arrivals = self.surge.batch(t_end)
         latency = self.joins.step(t_end, arrivals, counts)
         waiting, held = self.fleet.snapshot(t_end)
-        state = {
-            "concurrent": self.joins.concurrent,
-            "waiting": waiting,
-            "connections": held,
-            "nodes_up": self.fleet.nodes_up,
-            "retries_pending": self.joins.pending_retries,
-            "held": self.joins.drain_held(t_end),
-        }
-        self.metrics.record(t_end, counts, latency, state)
+        j = self.joins
+        state = (  # in the order of metrics.STATE
+            j.concurrent,
+            waiting,
+            held,
+            self.fleet.nodes_up,
+            j.pending_retries,
+            j.drain_held(t_end),
+        )
+        self.metrics.record_row(t_end, counts, latency, state)
 
     def _quiet(self, t: float) -> bool:
         """Only departures are left and no other component can act."""

@@ -296,6 +296,18 @@ class NHPPStream:
     def exhausted(self) -> bool:
         return bool(self._state[1] == math.inf)
 
+    @property
+    def pending_s(self) -> float:
+        """The next point's time, drawn already (``-inf`` before the first is drawn)."""
+        tp = float(self._state[1])
+        return -math.inf if math.isnan(tp) else tp
+
+    def skip_to(self, t_end: float) -> None:
+        """End a batch with no points: only when ``pending_s >= t_end`` (checked)."""
+        if not self.pending_s >= t_end and not self.exhausted:
+            raise ValueError(f"a point is due before t_end={t_end}: draw the batch instead")
+        self._t_now = max(self._t_now, t_end)
+
     def iter_chunks(self, t_end: float, max_chunk: int = 1 << 20) -> Iterator[F64]:
         """Sorted arrivals in [t_now, t_end) as arrays of at most max_chunk each."""
         if not t_end >= self._t_now:

@@ -39,6 +39,7 @@ class Metrics:
         self.t_s: list[float] = []
         self.rows: list[np.ndarray] = []
         self.state: dict[str, list[int]] = {k: [] for k in STATE}
+        self._columns = tuple(self.state.values())
         self.latencies: list[np.ndarray] = []
         self.latency_counts: list[int] = []  # join latencies recorded in each tick
         self._totals = (0, np.zeros(pipeline.N_COUNTERS, dtype=np.int64))  # (rows summed, sums)
@@ -47,10 +48,16 @@ class Metrics:
     def record(
         self, t_end: float, counts: np.ndarray, latency: np.ndarray, state: dict[str, int]
     ) -> None:
+        self.record_row(t_end, counts, latency, tuple(state[k] for k in STATE))
+
+    def record_row(
+        self, t_end: float, counts: np.ndarray, latency: np.ndarray, state: tuple[int, ...]
+    ) -> None:
+        """``record`` with the state as a tuple in the order of ``STATE`` (the engine's way)."""
         self.t_s.append(t_end)
         self.rows.append(counts.copy())
-        for k, column in self.state.items():
-            column.append(state[k])
+        for column, value in zip(self._columns, state, strict=True):
+            column.append(value)
         n = latency.size
         self.latency_counts.append(n)
         if n:
