@@ -13,7 +13,8 @@ At a tick boundary ``T`` the health model (``sim.model.health``) may crash a nod
    through the retry calendar (stage ``STAGE_RECONNECT``); when the room ended (an operator
    action), only a share of them come back, and only once the room is relaunched (the delay
    counts from then);
-3. starts a new epoch for the node: its queued release records become stale (the pipeline drops
+3. takes the node's joins in flight out of the in-flight heap (admission's ``in_flight``);
+4. starts a new epoch for the node: its queued release records become stale (the pipeline drops
    them when they come due, ``epoch[-1]`` counts them), its connection count, waiting room and
    workers are reset, the workers busy until the restart.
 
@@ -35,8 +36,6 @@ from sim.kernels import rows as rw
 @njit(cache=True)
 def _keep(pos: np.ndarray, epoch: np.ndarray, code: float, row: float) -> int:
     """The crash-order position of the node of a release record if it crashes now, else -1."""
-    if row < 0:
-        return -1
     c = int(code)
     node = c % pipeline.EPOCH_SPAN
     if pos[node] < 0 or c // pipeline.EPOCH_SPAN != epoch[node]:
@@ -45,10 +44,12 @@ def _keep(pos: np.ndarray, epoch: np.ndarray, code: float, row: float) -> int:
 
 
 @njit(cache=True)
-def _rows_of(rel: Any, pos: np.ndarray, epoch: np.ndarray) -> np.ndarray:
+def _rows_of(rel: Any, pos: np.ndarray, epoch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(crash position, join row)`` of the release records of the crashing nodes (``pos[node]
-    >= 0``, current epoch, a join record), sorted: one walk of the calendar for all of them."""
+    >= 0``, current epoch; row -1 for an attempt that timed out), sorted, and their release
+    times: one walk of the calendar for all of them."""
     out = np.empty((max(16, rel.ist[calendar.I_SIZE]), 2), dtype=np.int64)
+    when = np.empty(out.shape[0])  # the record's release time
     n = 0
     ist = rel.ist
     for i in range(ist[calendar.I_CI], ist[calendar.I_CN]):
@@ -56,18 +57,21 @@ def _rows_of(rel: Any, pos: np.ndarray, epoch: np.ndarray) -> np.ndarray:
         if p >= 0:
             out[n, 0] = p
             out[n, 1] = int(rel.cur[i, 2])
+            when[n] = rel.cur[i, 0]
             n += 1
     for i in range(ist[calendar.I_LN]):
         p = _keep(pos, epoch, rel.late[i, 1], rel.late[i, 2])
         if p >= 0:
             out[n, 0] = p
             out[n, 1] = int(rel.late[i, 2])
+            when[n] = rel.late[i, 0]
             n += 1
     for i in range(ist[calendar.I_FN]):
         p = _keep(pos, epoch, rel.far[i, 1], rel.far[i, 2])
         if p >= 0:
             out[n, 0] = p
             out[n, 1] = int(rel.far[i, 2])
+            when[n] = rel.far[i, 0]
             n += 1
     ring = rel.ring
     for slot in range(ring.shape[0]):
@@ -79,15 +83,35 @@ def _rows_of(rel: Any, pos: np.ndarray, epoch: np.ndarray) -> np.ndarray:
                 if p >= 0:
                     out[n, 0] = p
                     out[n, 1] = int(rel.pool[r, 2])
+                    when[n] = rel.pool[r, 0]
                     n += 1
             blk = rel.link[blk]
-    keys = out[:n, 0] * (1 << 40) + out[:n, 1]  # rows < 2**40
+    keys = out[:n, 0] * (1 << 40) + out[:n, 1]  # rows < 2**40 (a timeout's row, -1, sorts first)
     order = np.argsort(keys)
     res = np.empty((n, 2), dtype=np.int64)
+    times = np.empty(n)
     for k in range(n):
         res[k, 0] = out[order[k], 0]
         res[k, 1] = out[order[k], 1]
-    return res
+        times[k] = when[order[k]]
+    return res, times
+
+
+@njit(cache=True)
+def _without(h: np.ndarray, n: int, values: np.ndarray) -> int:
+    """Remove one entry equal to each of ``values`` from the heap ``h[:n]``; return its size."""
+    vals = np.sort(values)
+    keep = np.sort(h[:n])
+    m = 0
+    j = 0
+    for i in range(n):
+        x = keep[i]
+        if j < vals.shape[0] and x == vals[j]:
+            j += 1
+            continue
+        h[m] = x  # a sorted array is a heap
+        m += 1
+    return m
 
 
 @njit(cache=True)
@@ -111,6 +135,7 @@ def drop(
     st: np.ndarray,
     share: float = 1.0,
     not_before: float = 0.0,
+    flight: np.ndarray = np.zeros(1),  # noqa: B008  # numba: a default array is a constant
 ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
     """Crash ``nodes`` at ``t`` (a tick end), in that order; return ``(ret, slots, slot_free,
     dropped per node)``.
@@ -124,16 +149,25 @@ def drop(
     pos = np.full(cn.shape[0], -1, dtype=np.int64)
     for k in range(nodes.shape[0]):
         pos[nodes[k]] = k
-    found = _rows_of(rel, pos, epoch)
+    found, release = _rows_of(rel, pos, epoch)
     bt = int(t // bin_s)
     dropped = np.zeros(nodes.shape[0], dtype=np.int64)
+    gone = np.empty(found.shape[0])  # end times of the joins in flight on the crashing nodes
+    n_gone = 0
     for q in range(found.shape[0]):
         r = found[q, 1]
+        if r < 0:  # an attempt that timed out: in flight until it gives up
+            if release[q] > t:
+                gone[n_gone] = release[q]
+                n_gone += 1
+            continue
         join = jr[r, 0]
         leave = jr[r, 1]
         if leave <= t:
             continue  # left before the crash (its release was not handed back yet)
         if join > t:  # in flight: counts as joined at the crash
+            gone[n_gone] = join
+            n_gone += 1
             bins[int(join // bin_s), 0] -= 1
             bins[bt, 0] += 1
             jr[r, 0] = t
@@ -158,6 +192,8 @@ def drop(
             istate[pipeline.S_SLOT_USED] += 1
         ret = calendar.push(ret, back, float(slot), pipeline.STAGE_RECONNECT)
     istate[pipeline.S_RETRY_N] = ret.ist[calendar.I_SIZE]
+    if istate[pipeline.S_FLIGHT] > 0 and n_gone > 0:  # they are in flight no more
+        istate[pipeline.S_FLIGHT] = _without(flight, int(istate[pipeline.S_FLIGHT]), gone[:n_gone])
     for k in range(nodes.shape[0]):
         node = nodes[k]
         epoch[epoch.shape[0] - 1] += cn[node]

@@ -137,7 +137,7 @@ class JoinPipeline:
         self.ret, self.slots, self.slot_free, dropped = crash.drop(
             which, t, restart_t, f.rel, self.ret, self.slots, self.slot_free, self.istate,
             self.jr, self.bins, self.tick_s, f.cn, f.wn, f.free, f.epoch, self.cli_params,
-            self.states, share, not_before,
+            self.states, share, not_before, self.flight,
         )  # fmt: skip
         self.carry[pipeline.C_DROPPED] += int(dropped.sum())
         self.carried = True

@@ -120,7 +120,10 @@ class Operator(_TickProcess):
             detail = f"waiting room on: {a.value:g}/s released, at most {a.max_wait_s:g} s"
         elif a.do == "add_nodes":
             for _ in range(a.count):
-                self.later.append((t + a.for_s, "add", -1))
+                if a.for_s > 0:
+                    self.later.append((t + a.for_s, "add", -1))
+                else:  # no provisioning delay: up for the next tick
+                    _event(self.events, t, "operator", f"node {f.add()}", "up")
             detail = f"{a.count} nodes ordered, up after {a.for_s:g} s"
         elif a.do == "drain_nodes":
             nodes = self._up_nodes(a.count)
@@ -134,7 +137,7 @@ class Operator(_TickProcess):
             self.restarts.crash(nodes, t, back, 1.0, "operator: crash_nodes")
             detail = f"{len(nodes)} nodes crashed"
         else:  # end_room: every node down until the relaunch, those down already too
-            back = t + a.for_s
+            back = t + (a.for_s if a.for_s > 0 else self.restarts.cfg.restart_s)
             for node in list(self.restarts.down):
                 self.restarts.keep_down(node, back)
             drained = [x for x in self.later if x[1] == "up"]  # their listeners go too
@@ -202,7 +205,11 @@ class Autoscaler(_TickProcess):
         add = min(cfg.max_step, room, max(1, math.ceil(want) - active))
         if add <= 0:
             return
-        self.ordered += [t + cfg.provisioning_delay_s] * add
+        if cfg.provisioning_delay_s <= 0:  # up for the next tick
+            for _ in range(add):
+                _event(self.events, t, "scale", f"node {f.add()}", "up")
+        else:
+            self.ordered += [t + cfg.provisioning_delay_s] * add
         self.quiet_until = t + cfg.cooldown_s
         _event(
             self.events, t, "scale", "fleet",

@@ -11,7 +11,9 @@ one-second bins of absolute time (``SlidingWindow``):
   ``max(0, (R − K·A) / (R + 1))`` (``R`` attempts, ``A`` accepted ones in the window before ``t``).
 
 ``Client`` puts them together for the listener process; each backoff is a small class with
-``wait(k, prev)``.
+``wait(k, prev)``. ``Reconnects`` is how a listener dropped by a crash comes back
+(``docs/model.md``, *Client*): after ``reconnect_min_s + Exp(reconnect_mean_s)``, as a new first
+attempt.
 """
 
 from __future__ import annotations
@@ -246,3 +248,19 @@ class Client:
         if wait is not None and self.honour_retry_after and hint_s > wait:
             wait = hint_s
         return wait
+
+
+class Reconnects:
+    """A dropped listener reconnects with probability ``share`` (one uniform draw when
+    ``share < 1``), after ``reconnect_min_s + Exp(reconnect_mean_s)``; draws from ``reconnect``."""
+
+    def __init__(self, cfg: ClientConfig, rng: Stream) -> None:
+        self.min_s = cfg.reconnect_min_s
+        self.mean_s = cfg.reconnect_mean_s
+        self.rng = rng
+
+    def comes_back(self, share: float) -> bool:
+        return share >= 1.0 or self.rng.uniform() < share
+
+    def delay(self) -> float:
+        return self.min_s + self.rng.exponential(self.mean_s)

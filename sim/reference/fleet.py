@@ -1,108 +1,112 @@
-"""The edge nodes: connections held, a FIFO join queue with workers, and a waiting room cap.
+"""The edge nodes: connections held (seats), a connection cap, a FIFO join queue, up or not.
 
-A node holds at most ``connections_per_node`` connections. An attempt that finds it full is
-rejected (``full``); otherwise it takes a connection and joins the node's FIFO queue for one of
-``join_workers`` workers:
+A node holds at most ``cap`` connections (``connections_per_node``, less while it warms up after a
+restart). An attempt that finds it at its cap is rejected (``full``); otherwise it takes a
+connection (a ``Seat``) and joins the node's FIFO queue (``sim.reference.queue``): ``queue``
+(the seat handed back at once), ``timeout`` (the seat held until the person gives up), or served
+and joined (the seat held until the listener leaves).
 
-- in a FIFO queue everyone ahead of a newcomer already has their worker, so the newcomer starts
-  when the first of the workers is free (``start = max(t, earliest worker-free time)``); the
-  start is therefore known the moment the attempt arrives, which is what lets the adaptive
-  admission policies observe the queueing delay ``start − t`` at ``t``;
-- ``queue``: it would have to wait while ``join_queue_cap`` attempts are waiting (it hands its
-  connection back at once);
-- ``timeout``: it would wait longer than its patience here; it waits that long and gives up,
-  never taking a worker (so it delays no one behind it);
-- otherwise it is served from ``start`` to ``start + service`` and joins.
+A node is *up* when placement may pick it: not crashed, restarting, drained or not provisioned
+yet (``docs/model.md``, *Placement*). The ``Fleet`` keeps the nodes up in index order and has room
+for every node it may come to hold (``room``); a node added beyond it is an error.
 
-The waiting attempts are kept as the times they leave the waiting room (their start, or when they
-give up); an attempt waits at ``t`` when its exit lies after ``t``. The listener process hands its
-connection back (``hand_back``) when it leaves or gives up.
+A crash (``Node.crash``) forgets every seat at once and returns them: the room drops the listeners
+of the served ones; an attempt that was going to time out keeps its retry, and its later hand-back
+finds no seat (``docs/model.md``, *What a crash at the tick end T does*).
 """
 
 from __future__ import annotations
 
-import heapq
+import bisect
 from dataclasses import dataclass
+from typing import Any
 
 from sim.config import PlatformConfig
+from sim.reference.queue import FifoQueue, Offer, Refused
 
 
-@dataclass(frozen=True)
-class Served:
-    """A worker serves the attempt from ``start_s`` to ``end_s``: it joins at ``end_s``."""
+@dataclass(eq=False)
+class Seat:
+    """A connection an attempt holds on a node, from its placement until it leaves or gives up.
 
-    start_s: float
-    end_s: float
+    ``served``: the attempt will join (or has joined); otherwise it waits to time out.
+    ``process`` is the listener's SimPy process, interrupted when the node crashes under a served
+    seat.
+    """
 
-
-@dataclass(frozen=True)
-class TimedOut:
-    """The attempt waits until ``give_up_s`` and leaves without a worker (``timeout``)."""
-
-    give_up_s: float
-
-
-@dataclass(frozen=True)
-class Refused:
-    """``full`` or ``queue``: the node turns the attempt away at once."""
-
-    reason: str
-
-
-Offer = Served | TimedOut | Refused
+    pid: int
+    served: bool
+    process: Any = None
+    joined: bool = False
 
 
 class Node:
     """One edge node."""
 
-    def __init__(self, cfg: PlatformConfig) -> None:
-        self.max_connections = cfg.connections_per_node
-        self.queue_cap = cfg.join_queue_cap
-        self.connections = 0
-        self.worker_free_s = [0.0] * cfg.join_workers  # a heap: when each worker is next free
-        self.exits: list[float] = []  # a heap: when each waiting attempt leaves the waiting room
+    def __init__(self, index: int, cfg: PlatformConfig) -> None:
+        self.index = index
+        self.cap = cfg.connections_per_node
+        self.queue = FifoQueue(cfg.join_workers, cfg.join_queue_cap, cfg.timeout_wastes_work)
+        self.seats: dict[Seat, None] = {}  # in the order they were taken
 
-    def waiting(self, t: float) -> int:
-        """Attempts waiting at ``t`` (for a worker, or until they give up)."""
-        while self.exits and self.exits[0] <= t:
-            heapq.heappop(self.exits)
-        return len(self.exits)
+    @property
+    def connections(self) -> int:
+        return len(self.seats)
 
     def offer(self, t: float, patience_s: float, service_s: float) -> Offer:
-        """An attempt at ``t`` that waits at most ``patience_s`` and needs ``service_s``."""
-        if self.connections >= self.max_connections:
+        """An attempt placed here at ``t``; the caller seats it unless it was refused."""
+        if self.connections >= self.cap:
             return Refused("full")
-        waiting = self.waiting(t)
-        start = max(t, self.worker_free_s[0])
-        if start > t:
-            if waiting >= self.queue_cap:
-                return Refused("queue")
-            if start - t > patience_s:
-                heapq.heappush(self.exits, t + patience_s)
-                self.connections += 1
-                return TimedOut(t + patience_s)
-            heapq.heappush(self.exits, start)
-        heapq.heapreplace(self.worker_free_s, start + service_s)
-        self.connections += 1
-        return Served(start, start + service_s)
+        return self.queue.offer(t, patience_s, service_s)
 
-    def hand_back(self) -> None:
-        """A connection is released (its listener left, or its attempt gave up)."""
-        self.connections -= 1
+    def seat(self, seat: Seat) -> None:
+        self.seats[seat] = None
+
+    def hand_back(self, seat: Seat) -> None:
+        """The seat's listener left or its attempt gave up (nothing if a crash forgot it)."""
+        self.seats.pop(seat, None)
+
+    def crash(self, busy_until_s: float) -> list[Seat]:
+        """Forget every seat and the queue, workers busy until ``busy_until_s``; the seats."""
+        seats = list(self.seats)
+        self.seats.clear()
+        self.queue.reset(busy_until_s)
+        return seats
 
 
 class Fleet:
-    """The platform's nodes."""
+    """The platform's nodes; ``up``: the indices of those up, in index order."""
 
-    def __init__(self, cfg: PlatformConfig) -> None:
-        self.nodes = [Node(cfg) for _ in range(cfg.nodes)]
+    def __init__(self, cfg: PlatformConfig, room: int) -> None:
+        self.cfg = cfg
+        self.room = max(cfg.nodes, room)
+        self.nodes = [Node(i, cfg) for i in range(cfg.nodes)]
+        self.up = list(range(cfg.nodes))
+
+    def add(self) -> int:
+        """A new node, up and empty with its full cap; its index."""
+        if len(self.nodes) >= self.room:
+            raise ValueError(f"the fleet has room for {self.room} nodes only")
+        node = Node(len(self.nodes), self.cfg)
+        self.nodes.append(node)
+        self.set_up(node.index, True)
+        return node.index
+
+    def set_up(self, index: int, up: bool) -> None:
+        """Put a node into placement or take it out (from the next attempt on)."""
+        i = bisect.bisect_left(self.up, index)
+        present = i < len(self.up) and self.up[i] == index
+        if up and not present:
+            self.up.insert(i, index)
+        elif not up and present:
+            del self.up[i]
 
     def loads(self) -> list[int]:
-        """The connections each node holds now."""
+        """The connections each node holds now (up or not)."""
         return [node.connections for node in self.nodes]
 
     def waiting(self, t: float) -> int:
-        return sum(node.waiting(t) for node in self.nodes)
+        return sum(node.queue.waiting(t) for node in self.nodes)
 
     def connections(self) -> int:
         return sum(node.connections for node in self.nodes)

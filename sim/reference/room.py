@@ -1,25 +1,39 @@
-"""The room: one SimPy process per listener, living the life of an attempt of ``docs/policies.md``.
+"""The room: one SimPy process per listener, living the life of an attempt of ``docs/policies.md``
+and ``docs/model.md``.
 
 A person arrives (``_arrivals``), draws their patience and, for consistent hashing, their key, and
-makes attempt 1. Each attempt at time ``t`` (``_listener``):
+makes attempt 1. Each attempt at time ``t`` (``_visit``):
 
 0. a retry (attempt ``k ≥ 2``) must fit the client's retry budget, else it is not sent and the
    person abandons (``retries_denied``);
 1. the client's adaptive throttle may reject it locally (``throttled``);
-2. admission admits it, holds it (the person waits in the waiting room until the release), or
-   rejects it;
-3. placement picks a node, which turns it away (``full``, ``queue``) or takes it into its FIFO join
-   queue: it times out (``timeout``) or is served and joins; a joined listener stays for a session
-   and leaves, handing the connection back;
-4. after a failure the backoff gives the wait before attempt ``k + 1``, or the person abandons.
+2. the operator's listener cap (``cap_listeners``) rejects it (``cap``, no hint) while the fleet
+   holds that many connections;
+3. admission admits it, holds it (the person waits in the waiting room until the release), or
+   rejects it; an admitted (or released) attempt counts in ``admitted``;
+4. the control plane, if there is one, serves it (the person waits for it) or rejects it
+   (``auth``); an attempt released from the waiting room or served by the control plane is not
+   checked again by steps 0 to 3;
+5. with no node up it is rejected (``down``); placement picks a node up, which turns it away
+   (``full``, ``queue``) or seats it in its FIFO join queue: it times out (``timeout``) or is
+   served and joins; a joined listener stays for a session and leaves, handing the seat back;
+6. after a failure the backoff gives the wait before attempt ``k + 1``, or the person abandons.
 
 The numbers the policies look at are kept here: ``live`` (listeners connected), ``in_flight``
-(attempts on a node whose join is pending) and, per node, the connections held. Random numbers
-come from the named streams of ``docs/policies.md`` (``sim.streams.stream``); they are not the
-batched engine's numbers, only the same model.
+(attempts seated on a node whose join is pending, timing-out ones until they give up) and, per
+node, its seats. Random numbers come from the named streams of ``docs/policies.md``
+(``sim.streams.stream``); they are not the batched engine's numbers, only the same model.
 
-A recorder wakes at every ``k·tick_s``, before anything else due at that instant (an event at a
-tick's very end belongs to the next tick), and records the tick with ``sim.model.metrics.Metrics``.
+A recorder wakes at every tick end ``T = k·tick_s``, before anything else due at that instant (an
+event at a tick's very end belongs to the next tick). It records the row ``T`` with
+``sim.model.metrics.Metrics`` (the state before the between-tick components act), then the
+components act, in the batched engine's order: ``Restarts`` (nodes due back, warm-up caps), the
+``HealthMonitor`` (overload crashes), the ``Operator`` (scripted actions), the ``Autoscaler``. A
+crash (``crash_node``) drops the listeners the node holds and those whose join is in flight there
+(which count as joined at ``T``): their processes are interrupted, and those who reconnect come back
+after their reconnect delay as a new first attempt (``reconnects``). Everything a component does at
+``T`` shows from the row ``T + tick_s`` on.
+
 The run ends at the first tick end at which no arrival can come and no person has anything left
 to do; ``engine.max_sim_s`` stops a run that does not end and marks it failed.
 """
@@ -35,15 +49,27 @@ import numpy as np
 import simpy
 from simpy.events import URGENT, Event
 
-from sim import streams
+from sim import criteria, streams
 from sim.config import Config
 from sim.model.metrics import Metrics
 from sim.model.surge import SurgeSource
-from sim.reference.admission import Admit, Hold, Reject, WaitingRoom, admission_for
-from sim.reference.client import Client
+from sim.reference.admission import (
+    ADMIT,
+    AdmissionPolicy,
+    Admit,
+    Hold,
+    Reject,
+    WaitingRoom,
+    admission_for,
+)
+from sim.reference.client import Client, Reconnects
+from sim.reference.control import control_plane_for
 from sim.reference.draws import Stream
-from sim.reference.fleet import Fleet, Node, Refused, Served, TimedOut
+from sim.reference.fleet import Fleet, Node, Seat
+from sim.reference.health import HealthMonitor, Restarts
+from sim.reference.operator import Autoscaler, Operator, fleet_room
 from sim.reference.placement import placement_for
+from sim.reference.queue import Refused, Served, TimedOut
 from sim.reference.tally import Event as LogEntry
 from sim.reference.tally import Tally
 
@@ -67,7 +93,7 @@ class TickEnd(Event):
 
 @dataclass
 class Person:
-    """What a person carries from attempt to attempt."""
+    """What a person carries from attempt to attempt (within a visit: a reconnect starts anew)."""
 
     pid: int
     first_s: float  # their first attempt
@@ -75,6 +101,22 @@ class Person:
     key: float  # consistent hashing's key (0 for the other placements)
     prev_wait_s: float  # their previous backoff wait (base_s before the first)
     k: int = 1  # the number of the attempt being made
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An attempt seated on ``node``: it will join (``Served``) or time out."""
+
+    node: Node
+    seat: Seat
+    offer: Served | TimedOut
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Why a crash interrupts a listener: they reconnect at ``back_s`` (``None``: never)."""
+
+    back_s: float | None
 
 
 class Room:
@@ -90,24 +132,46 @@ class Room:
         rng = {name: Stream.named(cfg.seed, name) for name in streams.NAMES}
         self.env = simpy.Environment()
         self.surge = SurgeSource(cfg.scenario, streams.stream(cfg.seed, streams.ARRIVALS))
-        self.fleet = Fleet(cfg.platform)
-        self.admission = admission_for(cfg.admission)
-        self.placement = placement_for(cfg.platform, rng["placement"])
+        room = fleet_room(cfg)
+        self.fleet = Fleet(cfg.platform, room)
+        self.admission: AdmissionPolicy = admission_for(cfg.admission)
+        self.placement = placement_for(cfg.platform, rng["placement"], room)
+        self.control = control_plane_for(cfg.platform, rng["service"])
         self.client = Client(cfg.client, rng)
+        self.reconnects = Reconnects(cfg.client, rng["reconnect"])
         self.service = rng["service"]
         self.session = rng["session"]
         self.tally = Tally()
         self.metrics = Metrics()
+        self.events: list[dict[str, Any]] = []
         self.log = log
         self.live = 0  # listeners connected: joined and not left
-        self.in_flight = 0  # attempts placed on a node whose join is pending
-        self.retries_pending = 0  # next attempts (and waiting-room releases) scheduled
+        self.in_flight = 0  # attempts seated on a node whose join is pending
+        self.live_cap: float | None = None  # the operator's cap on the connections held
+        self.retries_pending = 0  # records the batched engine's retry calendar would hold
         self.arrived = 0  # people so far (their ids are 0, 1, ...)
         self.arrivals_done = False  # the source will send nobody else
         self.people = 0  # listener processes that have something left to do
         self.failure: str | None = None
         self.end_s = 0.0
+        self.wall_s = 0.0
         self.finished = self.env.event()
+        tick = cfg.engine.tick_s
+        self.restarts = Restarts(cfg.platform, tick, self.fleet, self, self.events)
+        self.health = (
+            None
+            if cfg.platform.crash_after_s is None
+            else HealthMonitor(cfg.platform, tick, self.fleet, self.restarts)
+        )
+        actions = cfg.scenario.actions
+        self.operator = (
+            Operator(actions, self.fleet, self.restarts, self, self.events) if actions else None
+        )
+        self.autoscaler = (
+            Autoscaler(cfg.autoscaler, self.fleet, self.events)
+            if cfg.autoscaler.policy == "target"
+            else None
+        )
         if arrivals is None:
             self.arrivals_end_s = self.surge.end_s
             self.env.process(self._arrivals())
@@ -117,15 +181,32 @@ class Room:
 
     # ------------------------------------------------------------------ the run
 
-    def run(self, on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-        """Simulate to the end; return the summary (``Engine.summary``'s keys)."""
+    def run(self, on_progress: Callable[[float], None] | None = None) -> None:
+        """Simulate to the end (``summary`` and ``timeseries`` then tell what happened)."""
         start = time.perf_counter()
         self.env.process(self._recorder(on_progress))
         self.env.run(until=self.finished)
-        return self.summary(time.perf_counter() - start)
+        self.wall_s = time.perf_counter() - start
 
-    def summary(self, wall_s: float) -> dict[str, Any]:
-        m = self.metrics
+    def timeseries(self) -> dict[str, np.ndarray]:
+        """The metrics' per-tick columns, the join capacity and the criterion's derived series."""
+        ts = self.metrics.timeseries()
+        p = self.cfg.platform
+        ts["join_capacity_per_s"] = ts["nodes_up"] * (p.join_workers / p.join_service_mean_s)
+        ts |= criteria.series(ts, self.cfg.engine.tick_s, self.cfg.criterion)
+        return ts
+
+    def summary(self, timeseries: dict[str, np.ndarray]) -> dict[str, Any]:
+        """``sim.engine.Engine.summary``'s keys, in its order."""
+        m, tick = self.metrics, self.cfg.engine.tick_s
+        verdict = criteria.assess(
+            timeseries,
+            tick,
+            self.cfg.criterion,
+            self.surge.start_s,
+            max(self.surge.end_s, self.surge.start_s + tick),
+            engine_failure=self.failure,
+        )
         return {
             "arrivals": m.total("arrivals"),
             "attempts": m.total("attempts"),
@@ -140,14 +221,18 @@ class Room:
             "nodes": self.cfg.platform.nodes,
             "sim_end_s": self.end_s,
             "ticks": len(m.t_s),
-            "wall_s": wall_s,
+            "wall_s": self.wall_s,
             "seed": self.cfg.seed,
-            "failed": self.failure is not None,
-            "failure_reason": self.failure,
+            "retries_denied": m.total("retries_denied"),
+            "reconnects": m.total("reconnects"),
+            "crashes": sum(1 for e in self.events if e["kind"] == "crash"),
+            "surge_start_s": self.surge.start_s,
+            **verdict,
+            "engine_failed": self.failure is not None,
         }
 
     def _recorder(self, on_progress: Callable[[float], None] | None) -> Process:
-        """Record every tick at its end; end the run (module docstring)."""
+        """Record every tick at its end, let the components act; end the run (module docstring)."""
         dt = self.cfg.engine.tick_s
         limit = self.cfg.engine.max_sim_s
         reported = 0.0
@@ -157,6 +242,7 @@ class Room:
             t_end = k * dt
             yield TickEnd(self.env, t_end - self.env.now)
             self._record(t_end)
+            self._between_ticks(t_end)
             self.end_s = t_end
             if on_progress is not None and t_end - reported >= PROGRESS_EVERY_S:
                 on_progress(t_end)
@@ -178,11 +264,21 @@ class Room:
             "concurrent": self.live,
             "waiting": self.fleet.waiting(t_end),
             "connections": self.fleet.connections(),
-            "nodes_up": len(self.fleet.nodes),
+            "nodes_up": len(self.fleet.up),
             "retries_pending": self.retries_pending,
             "held": held,
         }
         self.metrics.record(t_end, counts, latencies, state)
+
+    def _between_ticks(self, t: float) -> None:
+        """The components that act at the tick end ``t``, in the batched engine's order."""
+        self.restarts.act(t)
+        if self.health is not None:
+            self.health.check(t)
+        if self.operator is not None:
+            self.operator.act(t)
+        if self.autoscaler is not None:
+            self.autoscaler.act(t)
 
     def _arrivals(self) -> Process:
         """New listeners at the surge's arrival times, drawn one tick of time at a time."""
@@ -203,19 +299,29 @@ class Room:
 
     def _arrive(self) -> None:
         """A new listener makes attempt 1 now, with their patience and key drawn now."""
-        t = self.env.now
         self.tally.count("arrivals")
-        person = Person(
-            pid=self.arrived,
-            first_s=t,
-            deadline_s=t + self.client.patience.draw(),
-            key=self.placement.new_key(),
-            prev_wait_s=self.client.first_prev,
-        )
+        person = self._first_attempt(self.arrived)
         self.arrived += 1
         self.people += 1
         self._note(person, "arrive")
         self.env.process(self._listener(person))
+
+    def _first_attempt(self, pid: int) -> Person:
+        """A person starting a visit now: a new patience (deadline) and hash key."""
+        t = self.env.now
+        deadline = t + self.client.patience.draw()
+        key = self.placement.new_key()
+        return Person(pid, t, deadline, key, self.client.first_prev)
+
+    # ------------------------------------------------------------------ the operator's levers
+
+    def cap_listeners(self, value: float | None) -> None:
+        """``cap_listeners``: reject attempts while the fleet holds ``value`` connections."""
+        self.live_cap = value
+
+    def set_admission(self, policy: WaitingRoom) -> None:
+        """``waiting_room``: the new policy replaces the old one and its state."""
+        self.admission = policy
 
     # ------------------------------------------------------------------ a listener
 
@@ -224,41 +330,55 @@ class Room:
             self.log.append((self.env.now, p.pid, what))
 
     def _listener(self, p: Person) -> Process:
-        """A person's attempts, until they join and leave or abandon."""
+        """A person's visits: the first, and one per reconnect after a crash dropped them."""
+        while True:
+            dropped = yield from self._visit(p)
+            if dropped is None or dropped.back_s is None:
+                break
+            yield self.env.timeout(dropped.back_s - self.env.now)
+            self.retries_pending -= 1
+            self.tally.count("reconnects")
+            p = self._first_attempt(p.pid)
+            self._note(p, "reconnect")
+        self.people -= 1
+
+    def _visit(self, p: Person) -> Generator[Event, Any, Dropped | None]:
+        """Attempts until the person joins and leaves (``None``) or is dropped, or gives up."""
         env = self.env
         while True:
-            if not self._sent(p):  # step 6 of docs/policies.md: the retry budget
-                break
-            failure: Reject | None = None
-            verdict = self._gatekeepers(p)  # steps 1 and 2: the throttle, admission
+            if not self._sent(p):  # step 0: the retry budget
+                return None
+            verdict = self._gatekeepers(p)  # steps 1 to 3: throttle, listener cap, admission
             if isinstance(verdict, Hold):
                 yield from self._held(p, verdict.release_s)
-            elif isinstance(verdict, Reject):
-                failure = verdict
-            node: Node | None = None
-            if failure is None:  # steps 3 and 4: placement, the node
-                node, offer = self._place(p)
-                if isinstance(offer, Served):
-                    yield from self._join_and_stay(p, node, offer)
-                    break
-                if isinstance(offer, TimedOut):
-                    failure = Reject("timeout", offer.give_up_s)
+                verdict = ADMIT
+            if isinstance(verdict, Admit):
+                self.tally.count("admitted")
+                verdict = yield from self._control_plane(p)  # step 4
+            placed: Placed | None = None
+            if isinstance(verdict, Admit):  # step 5
+                placement = self._place(p)
+                if isinstance(placement, Reject):
+                    verdict = placement
+                elif isinstance(placement.offer, Served):
+                    return (yield from self._join_and_stay(p, placement))
                 else:
-                    failure = Reject(offer.reason, env.now)
-            retry_at = self._after_failure(p, failure)  # step 5, decided (and counted) now
-            if failure.fail_s > env.now:  # a timeout or a hold timeout: they wait it out
-                yield env.timeout(failure.fail_s - env.now)
-            self._note(p, f"rejected {failure.reason}")
-            if failure.reason == "timeout" and node is not None:
-                node.hand_back()
+                    placed = placement
+                    verdict = Reject("timeout", placement.offer.give_up_s)
+            assert isinstance(verdict, Reject)
+            retry_at = self._after_failure(p, verdict)  # step 6, decided (and counted) now
+            if verdict.fail_s > env.now:  # a timeout (node, control plane, hold): wait it out
+                yield env.timeout(verdict.fail_s - env.now)
+            self._note(p, f"rejected {verdict.reason}")
+            if placed is not None:  # the timed-out attempt gives up its seat
+                placed.node.hand_back(placed.seat)
                 self.in_flight -= 1
             if retry_at is None:
                 self._note(p, "abandon")
-                break
+                return None
             yield env.timeout(retry_at - env.now)
             self.retries_pending -= 1
             p.k += 1
-        self.people -= 1
 
     def _sent(self, p: Person) -> bool:
         """The retry budget lets the attempt go (first attempts always go); count it."""
@@ -276,11 +396,13 @@ class Room:
         return True
 
     def _gatekeepers(self, p: Person) -> Admit | Hold | Reject:
-        """The client's throttle, then admission, decide the attempt at ``now``."""
+        """The client's throttle, the operator's listener cap, then admission, at ``now``."""
         t = self.env.now
         throttle = self.client.throttle
         if throttle is not None and throttle.rejects(t):
             return Reject("throttled", t)
+        if self.live_cap is not None and self.fleet.connections() >= self.live_cap:
+            return Reject("cap", t)
         return self.admission.admit(t, self.live, self.in_flight, p.deadline_s - t)
 
     def _held(self, p: Person, release_s: float) -> Process:
@@ -291,45 +413,84 @@ class Room:
         self.retries_pending -= 1
         self._note(p, "released")
 
-    def _place(self, p: Person) -> tuple[Node, Served | TimedOut | Refused]:
-        """The admitted attempt goes to the node placement picks; what the node says."""
+    def _control_plane(self, p: Person) -> Generator[Event, Any, Admit | Reject]:
+        """The control plane serves the admitted attempt (the person waits) or rejects it."""
+        if self.control is None:
+            return ADMIT
         t = self.env.now
-        self.tally.count("admitted")
-        i = self.placement.choose(self.fleet.loads(), p.key)
-        node = self.fleet.nodes[i]
+        offer = self.control.offer(t, p.deadline_s)
+        if isinstance(offer, Served):
+            self.retries_pending += 1  # the batched engine keeps its exit among pending retries
+            self._note(p, "auth")
+            yield self.env.timeout(offer.end_s - t)
+            self.retries_pending -= 1
+            self._note(p, "authed")
+            return ADMIT
+        return Reject("auth", offer.give_up_s if isinstance(offer, TimedOut) else t)
+
+    def _place(self, p: Person) -> Placed | Reject:
+        """The attempt goes to the node up placement picks; what the node says."""
+        t = self.env.now
+        fleet = self.fleet
+        if not fleet.up:
+            return Reject("down", t)
+        i = self.placement.choose(fleet.loads(), fleet.up, p.key)
+        node = fleet.nodes[i]
         patience = min(self.cfg.platform.join_timeout_s, p.deadline_s - t)
         service = self.service.exponential(self.cfg.platform.join_service_mean_s)
         offer = node.offer(t, patience, service)
         self._note(p, f"node {i}")
+        if isinstance(offer, Refused):
+            return Reject(offer.reason, t)
+        seat = Seat(p.pid, served=isinstance(offer, Served), process=self.env.active_process)
+        node.seat(seat)
+        self.in_flight += 1
         if isinstance(offer, TimedOut):
-            self.in_flight += 1
             self.admission.observe(t, offer.give_up_s - t)
-        elif isinstance(offer, Served):
-            self.in_flight += 1
+        else:
             self.admission.observe(t, offer.start_s - t)
             if self.client.throttle is not None:  # a held attempt: accepted at its release
                 self.client.throttle.accepted(t)
             self.tally.joining(offer.end_s - p.first_s)
-        return node, offer
+        return Placed(node, seat, offer)
 
-    def _join_and_stay(self, p: Person, node: Node, offer: Served) -> Process:
-        """Wait for the worker, be served, join, stay for the session, leave."""
+    def _join_and_stay(self, p: Person, placed: Placed) -> Generator[Event, Any, Dropped | None]:
+        """Wait for the worker, be served, join, stay for the session, leave; or be dropped."""
         env = self.env
+        offer = placed.offer
+        assert isinstance(offer, Served)
         session = self.session.exponential(self.cfg.scenario.session_mean_s)
-        if offer.start_s > env.now:  # waiting for a worker
-            yield env.timeout(offer.start_s - env.now)
-        self._note(p, "served")
-        yield env.timeout(offer.end_s - env.now)
+        try:
+            if offer.start_s > env.now:  # waiting for a worker
+                yield env.timeout(offer.start_s - env.now)
+            self._note(p, "served")
+            yield env.timeout(offer.end_s - env.now)
+            self._joined(placed.seat)
+            yield env.timeout(session)
+        except simpy.Interrupt as crash:  # the node crashed: ``crash_node`` did the counting
+            assert isinstance(crash.cause, Dropped)
+            return crash.cause
+        self._left(placed.seat)
+        placed.node.hand_back(placed.seat)
+        return None
+
+    def _joined(self, seat: Seat) -> None:
         self.in_flight -= 1
         self.live += 1
+        seat.joined = True
         self.tally.count("joined")
-        self.tally.connected(env.now, self.live)
-        self._note(p, "joined")
-        yield env.timeout(session)
+        self.tally.connected(self.env.now, self.live)
+        self._note_pid(seat.pid, "joined")
+
+    def _left(self, seat: Seat) -> None:
         self.live -= 1
-        node.hand_back()
         self.tally.count("left")
-        self._note(p, "left")
+        self.tally.disconnected(self.env.now)
+        self._note_pid(seat.pid, "left")
+
+    def _note_pid(self, pid: int, what: str) -> None:
+        if self.log is not None:
+            self.log.append((self.env.now, pid, what))
 
     def _after_failure(self, p: Person, failure: Reject) -> float | None:
         """Count the failure now; the time of attempt ``k + 1``, or ``None`` (they abandon)."""
@@ -342,14 +503,46 @@ class Room:
         p.prev_wait_s = wait
         return failure.fail_s + wait
 
+    # ------------------------------------------------------------------ a crash
+
+    def crash_node(
+        self, index: int, t: float, busy_until_s: float, share: float, not_before_s: float
+    ) -> int:
+        """Crash node ``index`` at the tick end ``t`` (``docs/model.md``, *What a crash does*).
+
+        Every listener it holds is dropped at ``t``; every join in flight on it (waiting for a
+        worker or in service) counts as joined at ``t`` and is dropped at ``t``. Each dropped
+        listener reconnects with probability ``share`` at ``max(not_before_s, t) + reconnect_min_s
+        + Exp(reconnect_mean_s)``; their processes are interrupted. An attempt that was going to
+        time out there keeps its retry. The node's queue empties, its workers busy until
+        ``busy_until_s``. Returns the listeners dropped (counted in the next tick's ``dropped``).
+        """
+        dropped = 0
+        for seat in self.fleet.nodes[index].crash(busy_until_s):
+            if not seat.served:
+                continue  # timing out: its hand-back at the give-up will find no seat
+            if not seat.joined:
+                self._joined(seat)
+            self._left(seat)
+            dropped += 1
+            back = None
+            if self.reconnects.comes_back(share):
+                back = max(not_before_s, t) + self.reconnects.delay()
+                self.retries_pending += 1
+            self._note_pid(seat.pid, "dropped")
+            seat.process.interrupt(Dropped(back))
+        self.tally.count("dropped", dropped)
+        return dropped
+
 
 def simulate_room(
     cfg: Config,
     on_progress: Callable[[float], None] | None = None,
     log: list[LogEntry] | None = None,
     arrivals: Sequence[float] | None = None,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Run the reference engine: ``(summary, timeseries)``; ``log`` collects the event log."""
+) -> tuple[dict[str, Any], dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Run the reference engine: ``(summary, timeseries, events)``; ``log`` collects the log."""
     room = Room(cfg, log, arrivals)
-    summary = room.run(on_progress)
-    return summary, room.metrics.timeseries()
+    room.run(on_progress)
+    timeseries = room.timeseries()
+    return room.summary(timeseries), timeseries, room.events
