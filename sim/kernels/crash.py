@@ -30,7 +30,6 @@ from numba import njit
 
 from sim.kernels import calendar, pipeline, retry
 from sim.kernels import rng as rn
-from sim.kernels import rows as rw
 
 
 @njit(cache=True)
@@ -44,47 +43,45 @@ def _keep(pos: np.ndarray, epoch: np.ndarray, code: float, row: float) -> int:
 
 
 @njit(cache=True)
+def _scan(
+    a: np.ndarray,
+    lo: int,
+    hi: int,
+    pos: np.ndarray,
+    epoch: np.ndarray,
+    out: np.ndarray,
+    when: np.ndarray,
+    n: int,
+) -> int:
+    """Append the records ``a[lo:hi]`` of crashing nodes to ``out``/``when``; return the count."""
+    for i in range(lo, hi):
+        p = _keep(pos, epoch, a[i, 1], a[i, 2])
+        if p >= 0:
+            out[n, 0] = p
+            out[n, 1] = int(a[i, 2])
+            when[n] = a[i, 0]
+            n += 1
+    return n
+
+
+@njit(cache=True)
 def _rows_of(rel: Any, pos: np.ndarray, epoch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(crash position, join row)`` of the release records of the crashing nodes (``pos[node]
     >= 0``, current epoch; row -1 for an attempt that timed out), sorted, and their release
     times: one walk of the calendar for all of them."""
     out = np.empty((max(16, rel.ist[calendar.I_SIZE]), 2), dtype=np.int64)
     when = np.empty(out.shape[0])  # the record's release time
-    n = 0
     ist = rel.ist
-    for i in range(ist[calendar.I_CI], ist[calendar.I_CN]):
-        p = _keep(pos, epoch, rel.cur[i, 1], rel.cur[i, 2])
-        if p >= 0:
-            out[n, 0] = p
-            out[n, 1] = int(rel.cur[i, 2])
-            when[n] = rel.cur[i, 0]
-            n += 1
-    for i in range(ist[calendar.I_LN]):
-        p = _keep(pos, epoch, rel.late[i, 1], rel.late[i, 2])
-        if p >= 0:
-            out[n, 0] = p
-            out[n, 1] = int(rel.late[i, 2])
-            when[n] = rel.late[i, 0]
-            n += 1
-    for i in range(ist[calendar.I_FN]):
-        p = _keep(pos, epoch, rel.far[i, 1], rel.far[i, 2])
-        if p >= 0:
-            out[n, 0] = p
-            out[n, 1] = int(rel.far[i, 2])
-            when[n] = rel.far[i, 0]
-            n += 1
+    n = _scan(rel.cur, ist[calendar.I_CI], ist[calendar.I_CN], pos, epoch, out, when, 0)
+    n = _scan(rel.late, 0, ist[calendar.I_LN], pos, epoch, out, when, n)
+    n = _scan(rel.far, 0, ist[calendar.I_FN], pos, epoch, out, when, n)
     ring = rel.ring
     for slot in range(ring.shape[0]):
         blk = ring[slot, 0]
         while blk >= 0:
             rows = ring[slot, 2] if blk == ring[slot, 1] else calendar.BLOCK
-            for r in range(blk * calendar.BLOCK, blk * calendar.BLOCK + rows):
-                p = _keep(pos, epoch, rel.pool[r, 1], rel.pool[r, 2])
-                if p >= 0:
-                    out[n, 0] = p
-                    out[n, 1] = int(rel.pool[r, 2])
-                    when[n] = rel.pool[r, 0]
-                    n += 1
+            lo = blk * calendar.BLOCK
+            n = _scan(rel.pool, lo, lo + rows, pos, epoch, out, when, n)
             blk = rel.link[blk]
     keys = out[:n, 0] * (1 << 40) + out[:n, 1]  # rows < 2**40 (a timeout's row, -1, sorts first)
     order = np.argsort(keys)
@@ -180,16 +177,8 @@ def drop(
         back = max(not_before, t) + cp[retry.P_RECONNECT_MIN]
         back += rn.exponential(st, pipeline.R_RECONNECT, cp[retry.P_RECONNECT_MEAN])
         if istate[pipeline.S_SLOT_FREE] == 0 and istate[pipeline.S_SLOT_USED] == slots.shape[0]:
-            slots = rw.grow_rows(slots, slots.shape[0] + 1, False)
-            stack = np.empty(slots.shape[0], dtype=np.int64)
-            stack[: slot_free.shape[0]] = slot_free
-            slot_free = stack
-        if istate[pipeline.S_SLOT_FREE] > 0:
-            istate[pipeline.S_SLOT_FREE] -= 1
-            slot = slot_free[istate[pipeline.S_SLOT_FREE]]
-        else:
-            slot = istate[pipeline.S_SLOT_USED]
-            istate[pipeline.S_SLOT_USED] += 1
+            slots, slot_free = pipeline.grow_slots(slots, slot_free)
+        slot = pipeline.take_slot(slots, slot_free, istate)
         ret = calendar.push(ret, back, float(slot), pipeline.STAGE_RECONNECT)
     istate[pipeline.S_RETRY_N] = ret.ist[calendar.I_SIZE]
     if istate[pipeline.S_FLIGHT] > 0 and n_gone > 0:  # they are in flight no more

@@ -235,10 +235,7 @@ def step(
         elif why == GROW_LATENCY:
             latency = heap.grow(latency)
         elif why == GROW_SLOTS:
-            slots = rw.grow_rows(slots, slots.shape[0] + 1, False)
-            stack = np.empty(slots.shape[0], dtype=np.int64)
-            stack[: slot_free.shape[0]] = slot_free
-            slot_free = stack
+            slots, slot_free = grow_slots(slots, slot_free)
         else:  # GROW_BINS: the last attempt's join and departure are counted here
             bins = rw.grow_rows(bins, progress[P_LEAVE_BIN] + 1, True)
             bins[progress[P_JOIN_BIN], 0] += 1
@@ -247,8 +244,17 @@ def step(
     return rel, ret, slots, slot_free, jr, bins, latency, int(progress[P_LATENCY])
 
 
+@njit(cache=True)
+def grow_slots(slots: np.ndarray, slot_free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The slot table and its stack of free rows, with room for more people."""
+    slots = rw.grow_rows(slots, slots.shape[0] + 1, False)
+    stack = np.empty(slots.shape[0], dtype=np.int64)
+    stack[: slot_free.shape[0]] = slot_free
+    return slots, stack
+
+
 @hot
-def _slot(slots: np.ndarray, slot_free: np.ndarray, istate: np.ndarray) -> int:
+def take_slot(slots: np.ndarray, slot_free: np.ndarray, istate: np.ndarray) -> int:
     """A free row of the slot table (the caller made sure there is one)."""
     if istate[S_SLOT_FREE] > 0:
         istate[S_SLOT_FREE] -= 1
@@ -447,7 +453,7 @@ def _run(
                 )  # fmt: skip
                 if code == admission.HOLD:
                     if slot < 0:
-                        slot = _slot(slots, slot_free, istate)
+                        slot = take_slot(slots, slot_free, istate)
                     _remember(slots, slot, first, k, deadline, prev, key)
                     calendar.put(
                         r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
@@ -468,7 +474,7 @@ def _run(
                 )  # fmt: skip
                 if outcome == queue.SERVED:
                     if slot < 0:
-                        slot = _slot(slots, slot_free, istate)
+                        slot = take_slot(slots, slot_free, istate)
                     _remember(slots, slot, first, k, deadline, prev, key)
                     calendar.put(
                         r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
@@ -544,7 +550,7 @@ def _run(
                 _release_slot(slot, slot_free, istate)
             else:
                 if slot < 0:
-                    slot = _slot(slots, slot_free, istate)
+                    slot = take_slot(slots, slot_free, istate)
                 _remember(slots, slot, first, k + 1, deadline, wait, key)
                 calendar.put(
                     r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
