@@ -684,3 +684,15 @@ def test_the_tick_only_matters_when_something_acts_between_ticks(
         assert _stable(coarse, grid) == _stable(fine, grid)
     # with crashes every seed's run depends on it
     assert np.all(np.any(by_tick[2.0] != by_tick[1.0], axis=1))
+
+
+def test_the_tail_after_a_crash_counts_only_the_connections_still_held() -> None:
+    """Once only departures are left (the vectorised tail), every connection held is a listener
+    connected: the release records a crash made stale must not be counted as held."""
+    r = _run((actions("{t_s: 90, do: crash_nodes, count: 4}"),))
+    ts = r.timeseries
+    last_attempt = ts["t_s"][np.flatnonzero(ts["attempts"])[-1]]
+    tail = ts["t_s"] > last_attempt + 120  # every join long done
+    assert tail.sum() > 100 and r.summary["dropped"] > 0
+    assert (ts["waiting"][tail] == 0).all()
+    np.testing.assert_array_equal(ts["connections"][tail], ts["concurrent"][tail])

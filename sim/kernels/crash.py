@@ -95,6 +95,13 @@ def _rows_of(rel: Any, pos: np.ndarray, epoch: np.ndarray) -> tuple[np.ndarray, 
 
 
 @njit(cache=True)
+def held_release_times(rel: Any, epoch: np.ndarray) -> np.ndarray:
+    """The release times of the connections held (records of crashed epochs left out)."""
+    pos = np.arange(epoch.shape[0] - 1)
+    return _rows_of(rel, pos, epoch)[1]
+
+
+@njit(cache=True)
 def _without(h: np.ndarray, n: int, values: np.ndarray) -> int:
     """Remove one entry equal to each of ``values`` from the heap ``h[:n]``; return its size."""
     vals = np.sort(values)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from sim.config import PlatformConfig
-from sim.kernels import calendar, pipeline
+from sim.kernels import calendar, crash, pipeline
 
 RELEASE_BUCKET_S = 1.0  # the release calendar's bucket width
 RELEASE_SLOTS = 8192  # buckets in its ring: releases within ~2 h go to a bucket, later to a heap
@@ -78,9 +78,12 @@ class EdgeFleet:
         self._index()
 
     def pending(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(waiting_exits, connection_releases)``: every pending exit and release time."""
+        """``(waiting_exits, connection_releases)``: every pending exit and release time (the
+        release records a crash made stale left out)."""
         waiting = [self.wroom[i, : self.wn[i]] for i in np.flatnonzero(self.wn)]
-        return np.concatenate([np.empty(0), *waiting]), calendar.times(self.rel)
+        return np.concatenate([np.empty(0), *waiting]), crash.held_release_times(
+            self.rel, self.epoch
+        )
 
     def clear(self) -> None:
         """Forget every pending exit and release (after the engine accounted for them)."""
