@@ -55,7 +55,7 @@ def least_loaded(cn: np.ndarray, upidx: np.ndarray, n_up: int) -> int:
     best = upidx[0]
     for j in range(1, n_up):
         x = upidx[j]
-        if cn[x] < cn[best] or (cn[x] == cn[best] and x < best):
+        if cn[x] < cn[best]:  # upidx is in index order: the first of the least loaded stays
             best = x
     return int(best)
 

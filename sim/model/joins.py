@@ -66,8 +66,7 @@ class JoinPipeline:
         self.auth_free = np.zeros(pc.auth_workers or 1)
         self.auth_room = np.zeros(pc.auth_queue_cap if pc.auth_workers is not None else 0)
         self.fp = fp
-        # every join in flight waits or is served on a node: at most workers + queue per node
-        self.flight = np.zeros(fleet.size * (pc.join_workers + pc.join_queue_cap) if track else 1)
+        self.flight = self._flight_heap() if track else np.zeros(1)
         self.states = states
         # retries and waiting-room releases: (time, slot, stage)
         self.ret: Any = calendar.new(3, RETRY_BUCKET_S, slots=RETRY_SLOTS)
@@ -145,13 +144,18 @@ class JoinPipeline:
             f.set_up(node, False)
         return [int(x) for x in dropped]
 
+    def _flight_heap(self) -> np.ndarray:
+        """Room for every join in flight: each waits or is served on a node, so at most
+        workers + queue places per node."""
+        pc = self.fleet.cfg
+        return np.zeros(self.fleet.size * (pc.join_workers + pc.join_queue_cap))
+
     def set_admission(self, cfg: AdmissionConfig) -> None:
         """Switch the admission policy (an operator action, at a tick end): a fresh state."""
         self.adm_kind, self.adm_params = cfg.kernel()
         self.adm_state, self.adm_room = admission.new_state(self.adm_kind, self.adm_params)
         if admission.needs_in_flight(self.adm_kind) and self.fp[pipeline.F_TRACK_FLIGHT] == 0:
-            pc = self.fleet.cfg
-            self.flight = np.zeros(self.fleet.size * (pc.join_workers + pc.join_queue_cap))
+            self.flight = self._flight_heap()
             self.fp[pipeline.F_TRACK_FLIGHT] = 1.0  # (joins already in flight are not counted)
 
     def cap_listeners(self, cap: float) -> None:
