@@ -13,6 +13,7 @@ multiplied by ``s = expected_arrivals / Λ(end)``. The resolvers ``${scale:x}`` 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -134,6 +135,136 @@ class ScenarioConfig:
 
 
 @dataclass
+class TierConfig:
+    """One tier of the audio fan-out tree (``docs/fanout.md``); capacities are per node.
+
+    ``coalesce``: a node fetches each segment (and playlist) once per rendition from the tier
+    above, whatever its listeners ask; otherwise a share ``hit_ratio`` of the requests is served
+    from its cache and every other request goes upstream on its own.
+    """
+
+    nodes: int = 1  # nodes of the tier (the edge tier's nodes are the edge fleet's)
+    requests_per_s: float = 20000.0  # playlist and segment requests it can serve per second
+    egress_gbps: float = 10.0
+    ingress_gbps: float = 10.0  # what a volumetric flood aimed at ingress must fill
+    hit_ratio: float = 0.9
+    coalesce: bool = True
+
+    def problems(self) -> Iterator[Problem]:
+        if not self.nodes >= 1:
+            yield "nodes", self.nodes, "an integer >= 1"
+        for key in ("requests_per_s", "egress_gbps", "ingress_gbps"):
+            if not getattr(self, key) > 0:
+                yield key, getattr(self, key), "a number > 0"
+        if not 0 <= self.hit_ratio <= 1:
+            yield "hit_ratio", self.hit_ratio, "a number in [0, 1]"
+
+
+def _origin() -> TierConfig:
+    return TierConfig(nodes=2, requests_per_s=5000.0, egress_gbps=10.0, hit_ratio=1.0)
+
+
+def _relay() -> TierConfig:
+    return TierConfig(nodes=8, requests_per_s=50000.0, egress_gbps=10.0, hit_ratio=0.95)
+
+
+def _edge() -> TierConfig:
+    return TierConfig(nodes=1, requests_per_s=20000.0, egress_gbps=1.0, ingress_gbps=1.0)
+
+
+FANOUT_TIERS = ("origin", "relay", "edge")
+
+
+@dataclass
+class FanoutConfig:
+    """The audio path: speakers -> origin SFU -> segmenter -> origin, relay and edge tiers.
+
+    Off by default (``enabled: false``): the join-path studies keep their meaning. The model,
+    every default and where it comes from: ``docs/fanout.md``.
+    """
+
+    enabled: bool = False
+    speakers: int = 3  # on stage (host, co-hosts, speakers): at most 13
+    speaker_kbps: float = 32.0  # Opus, fullband speech (RFC 7587: 28-40 kb/s)
+    sfu_streams: int = 20  # streams the origin SFU takes in
+    sfu_mbps: float = 100.0  # and its ingest bandwidth
+    segment_s: float = 3.0  # HLS segment length (#EXTINF:3.008)
+    bitrate_kbps: float = 96.0  # the listeners' AAC rendition
+    ladder_kbps: list[float] = field(default_factory=list)  # lower renditions, descending
+    degrade: bool = False  # an edge short of egress moves listeners down the ladder first
+    playlist_polls_per_segment: float = 1.0  # HLS players reload the playlist once per segment
+    playlist_kb: float = 1.0
+    origin: TierConfig = field(default_factory=_origin)
+    relay: TierConfig = field(default_factory=_relay)
+    edge: TierConfig = field(default_factory=_edge)
+    stall_reconnect_s: float = 9.0  # stalled this long in a row: the player reconnects
+    stall_reconnect_share: float = 1.0  # of those, the share who reconnect (the rest leave)
+
+    def problems(self) -> Iterator[Problem]:
+        if not 1 <= self.speakers <= 13:
+            yield "speakers", self.speakers, "an integer in [1, 13] (host, 2 co-hosts, 10 speakers)"
+        if not self.sfu_streams >= 1:
+            yield "sfu_streams", self.sfu_streams, "an integer >= 1"
+        for key in ("speaker_kbps", "sfu_mbps", "segment_s", "bitrate_kbps", "playlist_kb"):
+            if not getattr(self, key) > 0:
+                yield key, getattr(self, key), "a number > 0"
+        last = self.bitrate_kbps
+        for i, b in enumerate(self.ladder_kbps):
+            if not 0 < b < last:
+                yield f"ladder_kbps[{i}]", b, f"a bitrate > 0 and < the one before ({last})"
+            last = b
+        if self.degrade and not self.ladder_kbps:
+            yield "degrade", self.degrade, "false, or a ladder_kbps to degrade along"
+        if not self.playlist_polls_per_segment >= 0:
+            yield "playlist_polls_per_segment", self.playlist_polls_per_segment, "a number >= 0"
+        if not self.stall_reconnect_s > 0:
+            yield "stall_reconnect_s", self.stall_reconnect_s, "a number > 0 (seconds)"
+        if not 0 <= self.stall_reconnect_share <= 1:
+            yield "stall_reconnect_share", self.stall_reconnect_share, "a number in [0, 1]"
+        for tier in FANOUT_TIERS:
+            for k, v, allowed in getattr(self, tier).problems():
+                yield f"{tier}.{k}", v, allowed
+
+
+PRESENCE_MODES = ("aggregate", "broadcast")
+PRESENCE_SATURATION = ("none", "delay_joins", "drop_connections")
+
+
+@dataclass
+class PresenceConfig:
+    """The presence channel (WebSocket): occupancy counts and join events pushed to listeners.
+
+    ``broadcast`` sends every join to every listener (messages grow with audience x join rate);
+    ``aggregate`` sends each listener one occupancy count every ``interval_s``. Messages beyond
+    ``capacity_msgs_per_s`` wait in a backlog; its lag is ``presence_lag_s``. Past ``max_lag_s``
+    the channel ``delay_joins`` (new joins wait: rejected ``presence``, they retry) or
+    ``drop_connections`` (``drop_share_per_s`` of the listeners per second are dropped and
+    reconnect), or does nothing (``none``). ``docs/fanout.md``.
+    """
+
+    enabled: bool = False
+    mode: str = "aggregate"
+    interval_s: float = 2.0
+    capacity_msgs_per_s: float = 2.0e6
+    max_lag_s: float = 5.0
+    on_saturation: str = "none"
+    drop_share_per_s: float = 0.01
+
+    def problems(self) -> Iterator[Problem]:
+        if self.mode not in PRESENCE_MODES:
+            yield "mode", self.mode, f"one of {', '.join(PRESENCE_MODES)}"
+        if self.on_saturation not in PRESENCE_SATURATION:
+            yield "on_saturation", self.on_saturation, f"one of {', '.join(PRESENCE_SATURATION)}"
+        for key in ("interval_s", "capacity_msgs_per_s"):
+            if not getattr(self, key) > 0:
+                yield key, getattr(self, key), "a number > 0"
+        if not self.max_lag_s >= 0:
+            yield "max_lag_s", self.max_lag_s, "a number >= 0 (seconds)"
+        if not 0 <= self.drop_share_per_s <= 1:
+            yield "drop_share_per_s", self.drop_share_per_s, "a number in [0, 1] (per second)"
+
+
+@dataclass
 class PlatformConfig:
     """The edge fleet: nodes with join workers, a bounded join queue and a connection cap."""
 
@@ -163,6 +294,8 @@ class PlatformConfig:
     crash_after_s: float | None = None  # overloaded this long in a row: it crashes
     restart_s: float = 60.0  # down this long after a crash
     warmup_s: float = 0.0  # then its connection cap ramps up linearly over this long
+    fanout: FanoutConfig = field(default_factory=FanoutConfig)  # the audio path
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
 
     def problems(self) -> Iterator[Problem]:
         for key in ("nodes", "join_workers", "connections_per_node", "placement_vnodes"):
@@ -196,6 +329,9 @@ class PlatformConfig:
                 yield key, getattr(self, key), "a number > 0 (seconds)"
         if self.placement not in PLACEMENT:
             yield "placement", self.placement, f"one of {', '.join(sorted(PLACEMENT))}"
+        for group in ("fanout", "presence"):
+            for k, v, allowed in getattr(self, group).problems():
+                yield f"{group}.{k}", v, allowed
 
 
 @dataclass
@@ -230,6 +366,94 @@ class AutoscalerConfig:
         for key in ("max_step", "max_nodes"):
             if not 1 <= getattr(self, key) <= 1_000_000:
                 yield key, getattr(self, key), "an integer in [1, 1000000]"
+
+
+@dataclass
+class VolumePoint:
+    """A point of a volumetric flood's profile (Gb/s, linear to the next point)."""
+
+    t_s: float = MISSING
+    gbps: float = MISSING
+
+
+ATTACK_TARGETS = ("ingress", "egress")
+
+
+@dataclass
+class AttackConfig:
+    """Attack traffic (``conf/attack/``), reported apart from the organic listeners.
+
+    A *join flood*: bot first attempts arrive as a Poisson process of intensity ``join_flood``
+    (points as in ``scenario.profile``, attempts per second); each goes through admission and
+    the join queues like a person's, holds no connection once served, and a rejected one tries
+    again ``bot_retry_s`` later, at most ``bot_max_attempts`` attempts. A *volumetric* flood:
+    ``volumetric`` Gb/s spread over the edge nodes up, filling their ``ingress`` (requests and
+    join attempts are lost in the proportion it overfills it) or their ``egress`` (less is left
+    for audio). *Mitigation* starts ``detect_delay_s`` after the attack does (null: never): it
+    filters a share ``efficacy`` of the bot attempts and of the flood's bytes, and by mistake a
+    share ``false_positive`` of the organic attempts (rejected ``filtered``).
+    """
+
+    name: str = "none"
+    join_flood: list[PointConfig] = field(default_factory=list)
+    bot_retry_s: float = 1.0
+    bot_max_attempts: int = 1
+    volumetric: list[VolumePoint] = field(default_factory=list)
+    target: str = "ingress"
+    detect_delay_s: float | None = None
+    efficacy: float = 0.9
+    false_positive: float = 0.01
+
+    def problems(self) -> Iterator[Problem]:
+        for name, points, unit in (
+            ("join_flood", self.join_flood, "rate_per_s"),
+            ("volumetric", self.volumetric, "gbps"),
+        ):
+            if len(points) == 1:
+                yield name, len(points), "no points, or at least 2"
+            last = -math.inf
+            for i, p in enumerate(points):
+                if not p.t_s >= 0 or not p.t_s > last:
+                    yield f"{name}[{i}].t_s", p.t_s, f"a time >= 0 and > the previous ({last})"
+                last = p.t_s
+                if not getattr(p, unit) >= 0:
+                    yield f"{name}[{i}].{unit}", getattr(p, unit), "a number >= 0"
+        for i, p in enumerate(self.join_flood):
+            if p.shape != "linear":
+                yield f"join_flood[{i}].shape", p.shape, "linear"
+        if self.target not in ATTACK_TARGETS:
+            yield "target", self.target, f"one of {', '.join(ATTACK_TARGETS)}"
+        if not self.bot_retry_s > 0:
+            yield "bot_retry_s", self.bot_retry_s, "a number > 0 (seconds)"
+        if not self.bot_max_attempts >= 1:
+            yield "bot_max_attempts", self.bot_max_attempts, "an integer >= 1"
+        if self.detect_delay_s is not None and not self.detect_delay_s >= 0:
+            yield "detect_delay_s", self.detect_delay_s, "a number >= 0 (seconds), or null"
+        for key in ("efficacy", "false_positive"):
+            if not 0 <= getattr(self, key) <= 1:
+                yield key, getattr(self, key), "a number in [0, 1]"
+
+    @property
+    def active(self) -> bool:
+        return bool(self.join_flood or self.volumetric)
+
+    def start_s(self) -> float:
+        """When the attack starts: its first point with a rate above zero (inf: none)."""
+        times = [p.t_s for p in self.join_flood if p.rate_per_s > 0]
+        times += [p.t_s for p in self.volumetric if p.gbps > 0]
+        # a ramp from 0 starts at the point before its first positive one
+        for pts, key in ((self.join_flood, "rate_per_s"), (self.volumetric, "gbps")):
+            for a, b in itertools.pairwise(pts):
+                if getattr(b, key) > 0:
+                    times.append(a.t_s)
+                    break
+        return min(times, default=math.inf)
+
+    def mitigation_s(self) -> float:
+        """When mitigation starts (inf: never)."""
+        if self.detect_delay_s is None:
+            return math.inf
+        return self.start_s() + self.detect_delay_s
 
 
 @dataclass
@@ -270,6 +494,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     criterion: CriterionConfig = field(default_factory=CriterionConfig)
     autoscaler: AutoscalerConfig = field(default_factory=AutoscalerConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
     seed: int = 0
 
 
@@ -345,7 +570,7 @@ def to_config(cfg: DictConfig) -> Config:
 
 def check(cfg: Config) -> Iterator[Problem]:
     """Every problem of a typed config, with keys relative to the root."""
-    for group in ("scenario", "platform", "engine", "criterion", "autoscaler"):
+    for group in ("scenario", "platform", "engine", "criterion", "autoscaler", "attack"):
         for k, v, allowed in getattr(cfg, group).problems():
             yield f"{group}.{k}", v, allowed
     yield from _policy_problems(cfg)
@@ -388,6 +613,7 @@ def register() -> None:
     cs.store(group="schema/output", name="output", node=OutputConfig)
     cs.store(group="schema/criterion", name="criterion", node=CriterionConfig)
     cs.store(group="schema/autoscaler", name="autoscaler", node=AutoscalerConfig)
+    cs.store(group="schema/attack", name="attack", node=AttackConfig)
     for name, adm in ADMISSION.items():
         cs.store(group="schema/admission", name=name, node=adm)
     for name, cli in RETRY.items():
