@@ -193,7 +193,7 @@ class FanoutConfig:
     ladder_kbps: list[float] = field(default_factory=list)  # lower renditions, descending
     degrade: bool = False  # an edge short of egress moves listeners down the ladder first
     playlist_polls_per_segment: float = 1.0  # HLS players reload the playlist once per segment
-    playlist_kb: float = 1.0
+    playlist_bytes: float = 1500.0  # a live playlist of a few segment lines
     origin: TierConfig = field(default_factory=_origin)
     relay: TierConfig = field(default_factory=_relay)
     edge: TierConfig = field(default_factory=_edge)
@@ -205,7 +205,7 @@ class FanoutConfig:
             yield "speakers", self.speakers, "an integer in [1, 13] (host, 2 co-hosts, 10 speakers)"
         if not self.sfu_streams >= 1:
             yield "sfu_streams", self.sfu_streams, "an integer >= 1"
-        for key in ("speaker_kbps", "sfu_mbps", "segment_s", "bitrate_kbps", "playlist_kb"):
+        for key in ("speaker_kbps", "sfu_mbps", "segment_s", "bitrate_kbps", "playlist_bytes"):
             if not getattr(self, key) > 0:
                 yield key, getattr(self, key), "a number > 0"
         last = self.bitrate_kbps
