@@ -21,6 +21,7 @@ GROUPS = (
     "output",
     "criterion",
     "autoscaler",
+    "attack",
 )
 
 
