@@ -119,6 +119,39 @@ def _without(h: np.ndarray, n: int, values: np.ndarray) -> int:
 
 
 @njit(cache=True)
+def _drop_one(
+    r: int,
+    t: float,
+    back_from: float,
+    share: float,
+    ret: Any,
+    slots: np.ndarray,
+    slot_free: np.ndarray,
+    istate: np.ndarray,
+    jr: np.ndarray,
+    bins: np.ndarray,
+    bin_s: float,
+    cp: np.ndarray,
+    st: np.ndarray,
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The listener of join record ``r`` leaves at ``t`` (in ``jr`` and ``bins``) and, with
+    probability ``share``, reconnects at ``back_from + reconnect_min_s + Exp(reconnect_mean_s)``
+    through the retry calendar; return ``(ret, slots, slot_free)``."""
+    bins[int(jr[r, 1] // bin_s), 1] -= 1
+    bins[int(t // bin_s), 1] += 1
+    jr[r, 1] = t
+    if share < 1.0 and rn.uniform(st, pipeline.R_RECONNECT) >= share:
+        return ret, slots, slot_free
+    back = back_from + cp[retry.P_RECONNECT_MIN]
+    back += rn.exponential(st, pipeline.R_RECONNECT, cp[retry.P_RECONNECT_MEAN])
+    if istate[pipeline.S_SLOT_FREE] == 0 and istate[pipeline.S_SLOT_USED] == slots.shape[0]:
+        slots, slot_free = pipeline.grow_slots(slots, slot_free)
+    slot = pipeline.take_slot(slots, slot_free, istate)
+    ret = calendar.push(ret, back, float(slot), pipeline.STAGE_RECONNECT)
+    return ret, slots, slot_free
+
+
+@njit(cache=True)
 def drop(
     nodes: np.ndarray,
     t: float,
@@ -175,18 +208,10 @@ def drop(
             bins[int(join // bin_s), 0] -= 1
             bins[bt, 0] += 1
             jr[r, 0] = t
-        bins[int(leave // bin_s), 1] -= 1
-        bins[bt, 1] += 1
-        jr[r, 1] = t
         dropped[found[q, 0]] += 1
-        if share < 1.0 and rn.uniform(st, pipeline.R_RECONNECT) >= share:
-            continue
-        back = max(not_before, t) + cp[retry.P_RECONNECT_MIN]
-        back += rn.exponential(st, pipeline.R_RECONNECT, cp[retry.P_RECONNECT_MEAN])
-        if istate[pipeline.S_SLOT_FREE] == 0 and istate[pipeline.S_SLOT_USED] == slots.shape[0]:
-            slots, slot_free = pipeline.grow_slots(slots, slot_free)
-        slot = pipeline.take_slot(slots, slot_free, istate)
-        ret = calendar.push(ret, back, float(slot), pipeline.STAGE_RECONNECT)
+        ret, slots, slot_free = _drop_one(
+            r, t, max(not_before, t), share, ret, slots, slot_free, istate, jr, bins, bin_s, cp, st
+        )
     istate[pipeline.S_RETRY_N] = ret.ist[calendar.I_SIZE]
     if istate[pipeline.S_FLIGHT] > 0 and n_gone > 0:  # they are in flight no more
         istate[pipeline.S_FLIGHT] = _without(flight, int(istate[pipeline.S_FLIGHT]), gone[:n_gone])
