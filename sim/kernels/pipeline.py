@@ -68,7 +68,7 @@ C_JOINED = 5  # joins completed in this tick
 C_LEFT = 6  # listeners who left in this tick
 C_DENIED = 7  # retries the retry budget did not send (those listeners abandoned)
 C_RECONNECTS = 8  # first attempts of listeners reconnecting after a drop
-C_DROPPED = 9  # listeners dropped (node crashes)
+C_DROPPED = 9  # listeners dropped (node crashes, or alone: crash.drop_listeners)
 C_REJECT = 10  # C_REJECT + reason: rejections by reason, in the tick of the attempt
 N_COUNTERS = C_REJECT + len(REASONS)
 
@@ -114,6 +114,9 @@ N_PLATFORM = 14
 # a release record's node column: the node and its epoch (the crashes it went through), so that
 # a crash forgets the node's connections at once and their records are dropped when they come due
 EPOCH_SPAN = 1 << 20  # nodes per epoch step: node + epoch · EPOCH_SPAN is exact in a float
+# the epoch of a record whose listener alone was dropped (``sim.kernels.crash.drop_listeners``):
+# never a node's current one (epochs count crashes); node + 2**52 is still exact in a float
+STALE_EPOCH = 1 << 32
 
 # a person's row in the slot table
 SL_FIRST = 0  # their first attempt (of this visit: a reconnect starts anew)
@@ -598,8 +601,9 @@ def hand_back(
 ) -> bool:
     """Take the loaded releases ``<= t`` off the release calendar and off their nodes' counts.
 
-    A record of a node that crashed since it was queued (its epoch is older than the node's) is
-    dropped: the crash already forgot that connection (``epoch[-1]`` counts such records).
+    A record of a node that crashed since it was queued (its epoch is older than the node's), or
+    of a listener dropped alone (epoch ``STALE_EPOCH``), is dropped: the crash or the drop already
+    forgot that connection (``epoch[-1]`` counts such records).
     Returns ``True`` when the calendar must ``load(c, t)`` its next bucket before going on (then
     call again), ``False`` when every release due by ``t`` is handed back. ``rec``: 3 floats.
     """

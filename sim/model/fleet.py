@@ -12,7 +12,8 @@ The arrays have room for every node the fleet may come to hold (the autoscaler's
 the operator's additions); only the nodes in ``upidx``
 (the ``n_up`` nodes up, in index order; ``up`` is their mask) take attempts. A node that crashes
 (``sim.kernels.crash``) starts a new epoch: its queued release records become stale and are
-dropped when they come due (``epoch[-1]`` counts them).
+dropped when they come due (``epoch[-1]`` counts them); a listener dropped alone
+(``crash.drop_listeners``) leaves a stale record the same way.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class EdgeFleet:
 
     def pending(self) -> tuple[np.ndarray, np.ndarray]:
         """``(waiting_exits, connection_releases)``: every pending exit and release time (the
-        release records a crash made stale left out)."""
+        release records a crash or a drop made stale left out)."""
         waiting = [self.wroom[i, : self.wn[i]] for i in np.flatnonzero(self.wn)]
         return np.concatenate([np.empty(0), *waiting]), crash.held_release_times(
             self.rel, self.epoch

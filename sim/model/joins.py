@@ -144,6 +144,26 @@ class JoinPipeline:
             f.set_up(node, False)
         return [int(x) for x in dropped]
 
+    def drop_listeners(self, quota: np.ndarray, t: float, share: float = 1.0) -> int:
+        """Drop ``quota[node]`` connected listeners of each node at the tick end ``t``, the nodes
+        staying up (``sim.kernels.crash.drop_listeners``); a share ``share`` of them reconnect.
+        Return how many were dropped (counted in the next tick's ``dropped``)."""
+        f = self.fleet
+        which = np.asarray(quota, dtype=np.int64)
+        if which.shape != f.cn.shape or np.any(which < 0):
+            raise ValueError(f"quota must be {f.size} counts >= 0 (one per node), got {quota}")
+        if t < self.istate[pipeline.S_BIN] * self.tick_s:
+            raise ValueError(f"t = {t} lies in a tick already counted: drop at the tick end")
+        self.ret, self.slots, self.slot_free, dropped = crash.drop_listeners(
+            which, t, f.rel, self.ret, self.slots, self.slot_free, self.istate, self.jr,
+            self.bins, self.tick_s, f.cn, f.epoch, self.cli_params, self.states, share,
+        )  # fmt: skip
+        total = int(dropped.sum())
+        self.carry[pipeline.C_DROPPED] += total
+        self.carried = True
+        self._peak = (-1, self._peak[1])  # a peak still to come (a join in flight) may be lower
+        return total
+
     def _flight_heap(self) -> np.ndarray:
         """Room for every join in flight: each waits or is served on a node, so at most
         workers + queue places per node."""
