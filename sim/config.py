@@ -405,10 +405,11 @@ class AttackConfig:
     false_positive: float = 0.01
 
     def problems(self) -> Iterator[Problem]:
-        for name, points, unit in (
+        series: tuple[tuple[str, list[Any], str], ...] = (
             ("join_flood", self.join_flood, "rate_per_s"),
             ("volumetric", self.volumetric, "gbps"),
-        ):
+        )
+        for name, points, unit in series:
             if len(points) == 1:
                 yield name, len(points), "no points, or at least 2"
             last = -math.inf
@@ -442,7 +443,11 @@ class AttackConfig:
         times = [p.t_s for p in self.join_flood if p.rate_per_s > 0]
         times += [p.t_s for p in self.volumetric if p.gbps > 0]
         # a ramp from 0 starts at the point before its first positive one
-        for pts, key in ((self.join_flood, "rate_per_s"), (self.volumetric, "gbps")):
+        ramps: tuple[tuple[list[Any], str], ...] = (
+            (self.join_flood, "rate_per_s"),
+            (self.volumetric, "gbps"),
+        )
+        for pts, key in ramps:
             for a, b in itertools.pairwise(pts):
                 if getattr(b, key) > 0:
                     times.append(a.t_s)

@@ -138,6 +138,7 @@ class JoinPipeline:
             self.jr, self.bins, self.tick_s, f.cn, f.wn, f.free, f.epoch, self.cli_params,
             self.states, share, not_before, self.flight,
         )  # fmt: skip
+        self._peak = (-1, self._peak[1])  # a join in flight moved to t: the peak may be lower
         self.carry[pipeline.C_DROPPED] += int(dropped.sum())
         self.carried = True
         for node in nodes:
