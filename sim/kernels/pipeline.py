@@ -92,7 +92,8 @@ R_SESSION = 3
 R_PATIENCE = 4
 R_CLIENT = 5
 R_RECONNECT = 6
-N_STREAMS = 7
+R_ATTACK = 7  # the gates' draws (ingress loss, mitigation filter)
+N_STREAMS = 8
 
 # the platform's numbers, one float vector
 F_SERVICE_MEAN = 0

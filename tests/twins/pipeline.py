@@ -63,7 +63,7 @@ COUNTERS = (
 
 FIRST_ATTEMPT = 0  # event priority: a new listener's attempt comes before a retry at the same time
 RETRY = 1
-STREAMS = ("placement", "service", "retry", "session", "patience", "client", "reconnect")
+STREAMS = ("placement", "service", "retry", "session", "patience", "client", "reconnect", "attack")
 
 
 @dataclass
