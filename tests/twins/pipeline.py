@@ -449,7 +449,7 @@ def _report(
     moves = [(a.join_t, 0) for a in attempts if a.join_t is not None and a.join_t < horizon]
     moves += [(a.leave_t, 1) for a in attempts if a.leave_t is not None and a.leave_t < horizon]
     now = peak = 0
-    peak_t = 0.0
+    peak_t = math.nan  # nobody joined: no peak time (the kernel's and the summary's NaN)
     for t, kind in sorted(moves):
         now += 1 if kind == 0 else -1
         if now > peak:
