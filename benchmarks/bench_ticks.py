@@ -39,8 +39,9 @@ def kernel_call_us(repeat: int = 20_000) -> float:
     j, f = e.joins, e.fleet
     counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
     none = np.empty(0)
+    organic = np.empty(0, dtype=np.int8)  # akind: no bot
     args = (
-        none, j.adm_kind, j.adm_params, j.adm_state, j.adm_room, j.plc_kind, j.ring_pos,
+        none, organic, j.adm_kind, j.adm_params, j.adm_state, j.adm_room, j.plc_kind, j.ring_pos,
         j.ring_node, j.cli_kind, j.cli_params, j.budget, j.throttle, j.fp, f.free, f.wroom, f.wn,
         f.cn, f.cap, f.up, f.upidx, f.epoch, j.auth_free, j.auth_room, j.flight, f.rel, j.ret,
         j.slots, j.slot_free, j.jr, j.bins, j.istate, counts, j.latency, j.states,

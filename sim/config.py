@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -404,12 +404,15 @@ class AttackConfig:
     efficacy: float = 0.9
     false_positive: float = 0.01
 
-    def problems(self) -> Iterator[Problem]:
-        series: tuple[tuple[str, list[Any], str], ...] = (
+    def _profiles(self) -> tuple[tuple[str, Sequence[PointConfig | VolumePoint], str], ...]:
+        """Both profiles: ``(key, points, the field of their rate)``."""
+        return (
             ("join_flood", self.join_flood, "rate_per_s"),
             ("volumetric", self.volumetric, "gbps"),
         )
-        for name, points, unit in series:
+
+    def problems(self) -> Iterator[Problem]:
+        for name, points, unit in self._profiles():
             if len(points) == 1:
                 yield name, len(points), "no points, or at least 2"
             last = -math.inf
@@ -443,11 +446,7 @@ class AttackConfig:
         times = [p.t_s for p in self.join_flood if p.rate_per_s > 0]
         times += [p.t_s for p in self.volumetric if p.gbps > 0]
         # a ramp from 0 starts at the point before its first positive one
-        ramps: tuple[tuple[list[Any], str], ...] = (
-            (self.join_flood, "rate_per_s"),
-            (self.volumetric, "gbps"),
-        )
-        for pts, key in ramps:
+        for _, pts, key in self._profiles():
             for a, b in itertools.pairwise(pts):
                 if getattr(b, key) > 0:
                     times.append(a.t_s)

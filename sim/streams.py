@@ -16,7 +16,7 @@ import numpy as np
 
 from sim.kernels import rng
 
-NAMES = ("placement", "service", "retry", "session", "patience", "client", "reconnect")
+NAMES = ("placement", "service", "retry", "session", "patience", "client", "reconnect", "attack")
 ARRIVALS = "arrivals"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -72,6 +73,8 @@ class Case:
     client: ClientConfig
     session_mean_s: float = SESSION_S
     seed: int = 7
+    bot_retry_s: float = 1.0  # the bots of a join flood (``fp[F_BOT_*]``)
+    bot_max_attempts: int = 1
 
 
 BASE = Case(SMALL_FLEET, BUCKET, JITTER)
@@ -201,6 +204,8 @@ def twin_setup(case: Case) -> twin.Setup:
         auth_service_mean_s=p.auth_service_mean_s,
         auth_queue_cap=p.auth_queue_cap,
         auth_timeout_s=p.auth_timeout_s,
+        bot_retry_s=case.bot_retry_s,
+        bot_max_attempts=case.bot_max_attempts,
     )
 
 
@@ -224,24 +229,45 @@ MAX_SIM_S = 50_000.0  # far beyond any case here (sessions average 300 s)
 
 
 def run_kernel(
-    case: Case, arrivals: np.ndarray, tick_s: float, until: float | None = None
+    case: Case,
+    arrivals: np.ndarray,
+    tick_s: float,
+    until: float | None = None,
+    akind: np.ndarray | None = None,
+    gates: Sequence[tuple[float, twin.Gates]] = (),
 ) -> KernelRun:
-    """Drive ``JoinPipeline`` like the engine: ticks ``k·tick_s`` until ``until`` or idle."""
+    """Drive ``JoinPipeline`` like the engine: ticks ``k·tick_s`` until ``until`` or idle.
+
+    ``akind`` marks the bots among the arrivals (``None``: not passed); ``gates`` are set into
+    ``fp`` before each tick, as the twin has them in force at the tick's start (each ``from_t``
+    must be a tick end, so that they hold over whole ticks).
+    """
     fleet = EdgeFleet(case.platform)
     pipe = JoinPipeline(
         fleet, case.admission, case.client, case.session_mean_s, states(case.seed), tick_s=tick_s
     )
+    pipe.fp[pipeline.F_BOT_RETRY_S] = case.bot_retry_s
+    pipe.fp[pipeline.F_BOT_MAX_ATTEMPTS] = case.bot_max_attempts
     last = float(arrivals[-1]) if arrivals.size else 0.0
     run = KernelRun([], [], [], [], [], [], 0, 0.0, pipe)
     lo = 0
     k = 0
+    t_start = 0.0
     while True:
         k += 1
         t_end = k * tick_s
+        g = twin.gates_in_force(gates, t_start)
+        pipe.fp[pipeline.F_LOSS] = g.loss
+        pipe.fp[pipeline.F_FILTER_BOT] = g.filter_bot
+        pipe.fp[pipeline.F_FILTER_ORGANIC] = g.filter_organic
+        pipe.fp[pipeline.F_GATE] = 1.0 if g.presence else 0.0
+        assert not any(t_start < x < t_end for x, _ in gates), "gates change at tick ends only"
         hi = int(np.searchsorted(arrivals, t_end, side="left"))
         counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
-        latency = pipe.step(t_end, arrivals[lo:hi], counts)
+        kinds = None if akind is None else akind[lo:hi]
+        latency = pipe.step(t_end, arrivals[lo:hi], counts, kinds)
         lo = hi
+        t_start = t_end
         run.tick_ends.append(t_end)
         run.ticks.append({c: int(counts[i]) for c, i in COUNTERS.items()})
         run.latencies.append(latency.tolist())
@@ -258,8 +284,16 @@ def run_kernel(
     return run
 
 
-def run_twin(case: Case, arrivals: np.ndarray, tick_ends: list[float]) -> twin.Result:
-    return twin.simulate(twin_setup(case), arrivals.tolist(), tick_ends, states(case.seed).tolist())
+def run_twin(
+    case: Case,
+    arrivals: np.ndarray,
+    tick_ends: list[float],
+    akind: np.ndarray | None = None,
+    gates: Sequence[tuple[float, twin.Gates]] = (),
+) -> twin.Result:
+    kinds = () if akind is None else akind.tolist()
+    seeded = states(case.seed).tolist()
+    return twin.simulate(twin_setup(case), arrivals.tolist(), tick_ends, seeded, kinds, gates)
 
 
 def assert_same(kern: KernelRun, ref: twin.Result, *, snapshots: bool = True) -> None:
@@ -268,7 +302,8 @@ def assert_same(kern: KernelRun, ref: twin.Result, *, snapshots: bool = True) ->
     for i, (got, want) in enumerate(zip(kern.ticks, ref.ticks, strict=True)):
         assert got == want, f"tick {i} (end {kern.tick_ends[i]}): {got} != {want}"
     assert kern.latencies == ref.latencies
-    assert (kern.peak, kern.peak_t) == (ref.peak, ref.peak_t)
+    assert kern.peak == ref.peak
+    assert kern.peak_t == ref.peak_t or (math.isnan(kern.peak_t) and math.isnan(ref.peak_t))
     assert kern.pending[-1] == ref.pending_retries
     joined = np.cumsum([t["joined"] - t["left"] for t in ref.ticks])
     assert kern.concurrent == joined.tolist()
@@ -313,8 +348,9 @@ def test_base_case_matches_the_twin_with_all_four_reasons(
     assert 0 < kern.peak <= cap
 
 
-def arrivals_count(ref: twin.Result) -> int:
-    return sum(1 for a in ref.attempts if a.k == 1)
+def arrivals_count(ref: twin.Result, bot: bool = False) -> int:
+    """First attempts of people (of bots with ``bot``) in the twin's run."""
+    return sum(1 for a in ref.attempts if a.k == 1 and a.bot == bot)
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if CASES[n] is not BASE])
@@ -739,3 +775,250 @@ def test_peak_by_hand() -> None:
     # a fourth joins at 10.0, the instant the three leave: the join counts first, 4 at once
     four = np.vstack([three, [[10.0, 12.0]]])
     assert tally.peak(four, _bins(four, 1.0), 1.0) == (4, 10.0)
+
+
+# --------------------------------------------------------------------------- attack traffic
+
+N_BOTS = 1500
+# a volumetric flood from 10 s, mitigation from 18 s (most bots filtered, a few people too), the
+# presence channel saturated over [26, 27) s, everything off again from 40 s; tick ends, all
+GATES = (
+    (10.0, twin.Gates(loss=0.15)),
+    (18.0, twin.Gates(loss=0.15, filter_bot=0.8, filter_organic=0.05)),
+    (26.0, twin.Gates(filter_bot=0.8, filter_organic=0.05, presence=True)),
+    (27.0, twin.Gates(filter_bot=0.8, filter_organic=0.05)),
+    (40.0, twin.Gates()),
+)
+BOTS = replace(BASE, bot_retry_s=0.5, bot_max_attempts=3, seed=31)
+ATTACK_CASES = {
+    "bucket+retrying_bots": BOTS,
+    "bucket+one_shot_bots": replace(BOTS, bot_max_attempts=1, seed=32),
+    "concurrency_cap": replace(
+        BOTS,
+        admission=ConcurrencyCap(max_listeners=60, max_joins_in_flight=12, retry_after_s=1.5),
+        seed=33,
+    ),
+    "waiting_room": replace(
+        BOTS,
+        admission=WaitingRoom(release_per_s=25.0, max_wait_s=30.0, capacity=400, retry_after_s=4),
+        client=replace(JITTER, patience="exponential", patience_mean_s=40.0),
+        seed=34,
+    ),
+    "credit": replace(
+        BOTS,
+        admission=Credit(target_delay_s=0.3, window_s=0.5, initial_credits=8, min_credits=2),
+        bot_max_attempts=2,
+        seed=35,
+    ),
+    "auth+consistent_hash": replace(
+        BOTS,
+        platform=replace(
+            SMALL_FLEET,
+            nodes=5,
+            placement="consistent_hash",
+            auth_workers=2,
+            auth_service_mean_s=0.04,
+            auth_queue_cap=40,
+            auth_timeout_s=1.0,
+        ),
+        admission=WaitingRoom(release_per_s=60.0, max_wait_s=20.0, capacity=200),
+        seed=36,
+    ),
+    "budget+throttle": replace(
+        BOTS,
+        admission=NoAdmission(),
+        client=replace(JITTER, retry_budget=0.2, budget_window_s=5, throttle_k=1.2),
+        seed=37,
+    ),
+    "wasted_work": replace(
+        BOTS,
+        platform=replace(SMALL_FLEET, timeout_wastes_work=True, connections_per_node=400),
+        admission=NoAdmission(),
+        client=ImmediateRetry(max_attempts=3),
+        seed=38,
+    ),
+}
+ATTACK = ("attack_attempts", "attack_admitted", "attack_rejected", "attack_filtered")
+ORGANIC = tuple(c for c in COUNTERS if not c.startswith("attack_"))
+
+
+def with_bots(seed: int, n_bots: int = N_BOTS) -> tuple[np.ndarray, np.ndarray]:
+    """The surge of ``seed`` and ``n_bots`` bot first attempts over [15, 30) s: sorted times and
+    their kinds (0 a person, 1 a bot)."""
+    people = surge(seed)
+    bots = np.random.default_rng(seed + 1000).uniform(15.0, 30.0, n_bots)
+    times = np.concatenate([people, bots])
+    kinds = np.concatenate([np.zeros(people.size, np.int8), np.ones(n_bots, np.int8)])
+    order = np.argsort(times, kind="stable")
+    return times[order], kinds[order]
+
+
+def attack_run(
+    case: Case,
+    tick_s: float = 0.5,
+    gates: Sequence[tuple[float, twin.Gates]] = GATES,
+    n_bots: int = N_BOTS,
+) -> tuple[KernelRun, twin.Result, np.ndarray]:
+    arrivals, akind = with_bots(case.seed, n_bots)
+    kern = run_kernel(case, arrivals, tick_s, akind=akind, gates=gates)
+    ref = run_twin(case, arrivals, kern.tick_ends, akind, gates)
+    assert_same(kern, ref)
+    return kern, ref, akind
+
+
+def assert_bots_apart(kern: KernelRun, ref: twin.Result, akind: np.ndarray, case: Case) -> None:
+    """Bots count only in ``attack_*``; every bot attempt ends in exactly one way.
+
+    Every attempt of a bot is filtered, rejected (any other reason, before or after admission)
+    or served, so ``attack_attempts = attack_filtered + attack_rejected + attack_served``, and
+    ``attack_served <= attack_admitted``. A bot's attempts are numbered 1, 2, ... and it stops
+    after it is served or after failing attempt ``bot_max_attempts``: with ``gone`` the bots
+    whose last attempt failed, ``bots = attack_served + gone`` and ``attack_attempts - bots``
+    (the retries) ``= attack_filtered + attack_rejected - gone``. The people still satisfy their
+    own conservation laws with no bot in them.
+    """
+    totals = kern.totals()
+    n_bots = int(akind.sum())
+    people = int(akind.size - n_bots)
+    # organic: the laws of the policy variants, with the people only
+    assert totals["arrivals"] == people == arrivals_count(ref, bot=False)
+    assert totals["arrivals"] == totals["joining"] + totals["abandoned"]
+    rejected = sum(totals[f"rejected_{r}"] for r in twin.REASONS)
+    assert totals["attempts"] == totals["joining"] + rejected
+    assert int(kern.pipe.istate[pipeline.S_RECORDED]) == totals["joining"] == totals["joined"]
+    assert sum(len(x) for x in kern.latencies) == totals["joining"]
+    assert all(not a.bot for a in ref.attempts if a.join_t is not None)
+    # bots
+    served, filtered = totals["attack_served"], totals["attack_filtered"]
+    assert totals["attack_attempts"] == filtered + totals["attack_rejected"] + served
+    assert served <= totals["attack_admitted"] <= totals["attack_attempts"] - filtered
+    bots: dict[float, list[twin.Attempt]] = {}
+    for a in ref.attempts:
+        if a.bot:
+            bots.setdefault(a.first, []).append(a)
+    assert len(bots) == n_bots == arrivals_count(ref, bot=True)
+    gone = 0
+    for tries in bots.values():
+        assert [a.k for a in tries] == list(range(1, len(tries) + 1))
+        assert all(a.outcome != "served" for a in tries[:-1])
+        assert len(tries) <= max(1, case.bot_max_attempts)
+        if tries[-1].outcome != "served":
+            assert len(tries) == max(1, case.bot_max_attempts)
+            gone += 1
+    assert n_bots == served + gone
+    assert totals["attack_attempts"] - n_bots == filtered + totals["attack_rejected"] - gone
+    if case.bot_max_attempts == 1:
+        assert totals["attack_attempts"] == n_bots
+    assert kern.pipe.idle  # served bots handed their connections back
+
+
+@pytest.mark.parametrize("name", list(ATTACK_CASES))
+def test_bot_flood_with_gates_matches_the_twin(name: str) -> None:
+    case = ATTACK_CASES[name]
+    kern, ref, akind = attack_run(case)
+    assert_bots_apart(kern, ref, akind, case)
+    totals = kern.totals()
+    for counter in (*ATTACK, "attack_served", "rejected_flooded", "rejected_filtered"):
+        assert totals[counter] > 0, (name, counter, totals)
+    assert totals["joining"] > 0
+    # every gate turned bots and people away (the throttle turns away most people of one case)
+    gated = {"flooded", "filtered", "presence"}
+    assert {a.outcome for a in ref.attempts if a.bot} >= gated | {"served"}
+    assert {a.outcome for a in ref.attempts if not a.bot} >= gated - {"presence"} | {"joined"}
+    if case.bot_max_attempts > 1:
+        assert totals["attack_attempts"] > int(akind.sum())
+
+
+def test_bots_alone_touch_no_organic_counter_and_no_join_record() -> None:
+    case = BOTS
+    bots = np.sort(np.random.default_rng(5).uniform(0.0, 20.0, 2000))
+    akind = np.ones(bots.size, np.int8)
+    kern = run_kernel(case, bots, 0.5, akind=akind, gates=GATES)
+    assert_same(kern, run_twin(case, bots, kern.tick_ends, akind, GATES))
+    totals = kern.totals()
+    assert all(totals[c] == 0 for c in ORGANIC), totals
+    assert totals["attack_served"] > 0 and totals["attack_rejected"] > 0
+    assert kern.pipe.istate[pipeline.S_RECORDED] == 0 and kern.peak == 0
+    assert all(not x for x in kern.latencies)
+    # no patience, no session, no backoff: only the bucket's, placement's, service's and gates'
+    start = states(case.seed)
+    for row in (pipeline.R_RETRY, pipeline.R_SESSION, pipeline.R_PATIENCE, pipeline.R_CLIENT):
+        assert kern.pipe.states[row].tolist() == start[row].tolist()
+
+
+def same_runs(a: KernelRun, b: KernelRun) -> None:
+    assert a.tick_ends == b.tick_ends and a.ticks == b.ticks and a.latencies == b.latencies
+    assert (a.snapshots, a.concurrent, a.pending) == (b.snapshots, b.concurrent, b.pending)
+    assert (a.peak, a.peak_t) == (b.peak, b.peak_t)
+    assert a.pipe.states.tolist() == b.pipe.states.tolist()
+
+
+@pytest.mark.parametrize("name", ["power_of_two+bucket+jitter", "waiting_room", "auth_service"])
+def test_akind_all_zeros_is_the_call_without_akind(name: str) -> None:
+    case = CASES[name]
+    arrivals = surge(case.seed)
+    without = run_kernel(case, arrivals, 0.7)
+    zeros = run_kernel(case, arrivals, 0.7, akind=np.zeros(arrivals.size, np.int8))
+    same_runs(without, zeros)
+    # and with no gate set the attack stream is never drawn from
+    assert (
+        without.pipe.states[pipeline.R_ATTACK].tolist()
+        == states(case.seed)[pipeline.R_ATTACK].tolist()
+    )
+    assert sum(t[c] for t in without.ticks for c in COUNTERS if c.startswith("attack_")) == 0
+
+
+def uniforms_drawn(seed: int, n: int) -> list[int]:
+    """The ``attack`` stream's state after ``n`` uniform draws."""
+    rng = twin.rngs_of(states(seed).tolist())["attack"]
+    for _ in range(n):
+        rng.uniform()
+    return rng.s
+
+
+def test_presence_gate_rejects_every_attempt_without_a_draw() -> None:
+    case = BOTS
+    kern, _, akind = attack_run(case, gates=((0.0, twin.Gates(presence=True)),), n_bots=300)
+    totals = kern.totals()
+    assert totals["rejected_presence"] == totals["attempts"] > totals["arrivals"]
+    assert totals["admitted"] == totals["joining"] == totals["joined"] == 0
+    assert totals["attack_rejected"] == totals["attack_attempts"] == 3 * int(akind.sum())
+    assert totals["attack_admitted"] == totals["attack_served"] == 0
+    assert sum(totals[f"rejected_{r}"] for r in twin.REASONS) == totals["rejected_presence"]
+    assert kern.pipe.states[pipeline.R_ATTACK].tolist() == uniforms_drawn(case.seed, 0)
+
+
+def test_total_loss_floods_every_attempt_one_draw_each() -> None:
+    case = BOTS
+    kern, _, akind = attack_run(case, gates=((0.0, twin.Gates(loss=1.0)),), n_bots=300)
+    totals = kern.totals()
+    assert totals["rejected_flooded"] == totals["attempts"] > totals["arrivals"]
+    assert totals["admitted"] == totals["joining"] == 0
+    assert totals["attack_rejected"] == totals["attack_attempts"] == 3 * int(akind.sum())
+    assert totals["attack_admitted"] == totals["attack_filtered"] == 0
+    drawn = totals["attempts"] + totals["attack_attempts"]
+    assert kern.pipe.states[pipeline.R_ATTACK].tolist() == uniforms_drawn(case.seed, drawn)
+
+
+def test_filtering_every_bot_filters_no_person() -> None:
+    case = BOTS
+    kern, ref, akind = attack_run(case, gates=((0.0, twin.Gates(filter_bot=1.0)),))
+    assert_bots_apart(kern, ref, akind, case)
+    totals = kern.totals()
+    assert totals["attack_filtered"] == totals["attack_attempts"] == 3 * int(akind.sum())
+    assert totals["attack_admitted"] == totals["attack_rejected"] == totals["attack_served"] == 0
+    assert totals["rejected_filtered"] == 0 and totals["joining"] > 0
+    # one draw per bot attempt, none for a person (their filter is off)
+    drawn = totals["attack_attempts"]
+    assert kern.pipe.states[pipeline.R_ATTACK].tolist() == uniforms_drawn(case.seed, drawn)
+
+
+def test_join_pipeline_checks_akind() -> None:
+    pipe = JoinPipeline(EdgeFleet(SMALL_FLEET), BUCKET, JITTER, SESSION_S, states(1))
+    counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
+    with pytest.raises(ValueError, match="akind"):
+        pipe.step(1.0, np.array([0.1, 0.2]), counts, np.array([1], np.int8))
+    with pytest.raises(ValueError, match="akind"):
+        pipe.step(1.0, np.array([0.1, 0.2]), counts, np.array([0, 2]))
+    pipe.step(1.0, np.array([0.1, 0.2]), counts, np.array([0, 1]))  # any integer dtype
+    assert (counts[pipeline.C_ARRIVALS], counts[pipeline.C_ATTACK_ATTEMPTS]) == (1, 1)

@@ -236,7 +236,7 @@ def drop(
     n_gone = 0
     for q in range(found.shape[0]):
         r = found[q, 1]
-        if r < 0:  # an attempt that timed out: in flight until it gives up
+        if r < 0:  # timed out, or a bot: in flight until it gives up or is served (then gone)
             if release[q] > t:
                 gone[n_gone] = release[q]
                 n_gone += 1

@@ -17,10 +17,29 @@ attempts (sorted) and the retry calendar, and handles every attempt at its own t
    which goes into the retry calendar (and is handled in this same tick when it falls before
    ``t_end``), or the listener abandons (out of attempts, or past their patience).
 
+Attack traffic (``sim.config.AttackConfig``) meets the same pipeline:
+
+- *Bots* of a join flood are new arrivals marked 1 in ``akind`` (``step``'s argument after
+  ``arrivals``; empty when every arrival is a person). A bot has no client policy (no retry
+  budget, no throttle, no patience: its deadline is infinite; the join timeout still applies)
+  and goes through the gates below, the live cap, admission (it takes tokens or credits and is
+  observed), the control plane, placement and the join queue like a person; served, it does not
+  become a listener (no join record, no session, no latency) and hands its connection back at
+  the end of its service; rejected for any reason, it tries again ``fp[F_BOT_RETRY_S]`` after the
+  failure while its attempt number is below ``fp[F_BOT_MAX_ATTEMPTS]``, else it is gone. Bots
+  count only in the ``C_ATTACK_*`` counters, never in the organic ones.
+- *Gates*, per attempt (a bot's or a person's), after the client-side checks and before the live
+  cap, each off at 0 (then no draw): ``fp[F_LOSS]`` the probability that the attempt is lost on
+  a flooded ingress (``flooded``), ``fp[F_FILTER_BOT]``/``fp[F_FILTER_ORGANIC]`` the probability
+  that the mitigation filters a bot's/a person's attempt (``filtered``), both drawn from the
+  ``attack`` stream, and ``fp[F_GATE]`` 1 while the presence channel is saturated: every attempt
+  is rejected (``presence``, no draw). The engine sets them between ticks. A person rejected by
+  them retries as after any rejection (no retry-after hint).
+
 What a person carries between attempts (first attempt time, attempt number, deadline, previous
-wait, hash key) sits in a row of the ``slots`` table while they have a retry or a release pending;
-the retry calendar's records are ``(time, slot, stage)``. ``docs/policies.md`` is the definition
-of every policy.
+wait, hash key, bot or not) sits in a row of the ``slots`` table while they have a retry or a
+release pending; the retry calendar's records are ``(time, slot, stage)``. ``docs/policies.md`` is
+the definition of every policy.
 
 The two big schedules are calendar queues (``sim.kernels.calendar``): the retries, and the release
 of every held connection ``(time, node)``, which the kernel hands back (``cn[node] -= 1``) before
@@ -70,7 +89,13 @@ C_DENIED = 7  # retries the retry budget did not send (those listeners abandoned
 C_RECONNECTS = 8  # first attempts of listeners reconnecting after a drop
 C_DROPPED = 9  # listeners dropped (node crashes, or alone: crash.drop_listeners)
 C_REJECT = 10  # C_REJECT + reason: rejections by reason, in the tick of the attempt
-N_COUNTERS = C_REJECT + len(REASONS)
+# attack traffic: bots count here only, never in the counters above
+C_ATTACK_ATTEMPTS = C_REJECT + len(REASONS)  # every bot attempt (first and retries, held once)
+C_ATTACK_ADMITTED = C_ATTACK_ATTEMPTS + 1  # bot attempts that passed admission
+C_ATTACK_REJECTED = C_ATTACK_ATTEMPTS + 2  # bot attempts rejected for any reason but ``filtered``
+C_ATTACK_FILTERED = C_ATTACK_ATTEMPTS + 3  # bot attempts the mitigation filtered
+C_ATTACK_SERVED = C_ATTACK_ATTEMPTS + 4  # bot attempts a join worker served (in the placement tick)
+N_COUNTERS = C_ATTACK_ATTEMPTS + 5
 
 # integer state: pending retries and joins, the listener count, the join records, the bin cursor
 S_RETRY_N = 0  # retries (and waiting-room releases) pending
@@ -92,7 +117,8 @@ R_SESSION = 3
 R_PATIENCE = 4
 R_CLIENT = 5
 R_RECONNECT = 6
-N_STREAMS = 7
+R_ATTACK = 7  # the gates' draws (ingress loss, mitigation filter)
+N_STREAMS = 8
 
 # the platform's numbers, one float vector
 F_SERVICE_MEAN = 0
@@ -109,7 +135,14 @@ F_AUTH = 10  # 1: admitted attempts pass the control-plane/auth service first
 F_AUTH_SERVICE = 11  # its mean service time
 F_AUTH_TIMEOUT = 12  # and its timeout
 F_LIVE_CAP = 13  # the operator's cap on connections held (inf: none): rejections ``cap``
-N_PLATFORM = 14
+# attack traffic (module docstring), set by the engine between ticks; 0 = off
+F_LOSS = 14  # probability that an attempt is lost on a flooded ingress: ``flooded``
+F_FILTER_BOT = 15  # probability that the mitigation filters a bot's attempt: ``filtered``
+F_FILTER_ORGANIC = 16  # and a person's (a false positive)
+F_GATE = 17  # 1: the presence channel is saturated, every attempt is rejected ``presence``
+F_BOT_RETRY_S = 18  # a rejected bot tries again this long after the failure
+F_BOT_MAX_ATTEMPTS = 19  # while its attempt number is below this (0 acts as 1)
+N_PLATFORM = 20
 
 # a release record's node column: the node and its epoch (the crashes it went through), so that
 # a crash forgets the node's connections at once and their records are dropped when they come due
@@ -124,7 +157,8 @@ SL_K = 1  # the number of the attempt that is pending
 SL_DEADLINE = 2  # first + patience
 SL_PREV = 3  # the previous backoff wait
 SL_KEY = 4  # consistent hashing's key
-N_SLOT = 5
+SL_BOT = 5  # 1: a bot of a join flood (module docstring), 0: a person
+N_SLOT = 6
 
 # what a calendar record of the retry calendar is
 STAGE_RETRY = 0.0  # attempt k >= 2 (or a reconnect's first attempt, k = 1)
@@ -155,6 +189,7 @@ N_PROGRESS = 4
 def step(
     t_end: float,
     arrivals: np.ndarray,
+    akind: np.ndarray,
     adm_kind: int,
     adm_params: np.ndarray,
     adm_state: np.ndarray,
@@ -200,6 +235,9 @@ def step(
     bins of ``fp[F_BIN]`` seconds counting joins and departures (columns 0 and 1) and the join
     latencies of this tick's joining attempts in ``latency[:n_latency]``.
 
+    ``akind`` (int8) is empty when every new arrival is a person, else one entry per arrival: 0
+    a person, 1 a bot's first attempt (module docstring); ``C_ARRIVALS`` counts the people only.
+
     The attempts are handled by ``_run``, which never replaces an array (a loop that may rebind
     arrays pays reference counting on every iteration): it stops before an attempt whenever a
     calendar needs its next bucket loaded or an array must grow, and this loop does that and
@@ -210,10 +248,14 @@ def step(
     rec = np.empty(3)
     aout = np.zeros(2)
     chosen = np.zeros(max(2, int(fp[F_CHOICES])), dtype=np.int64)
-    counts[C_ARRIVALS] += arrivals.shape[0]
+    bots = 0
+    for i in range(akind.shape[0]):
+        if akind[i] != 0:
+            bots += 1
+    counts[C_ARRIVALS] += arrivals.shape[0] - bots
     while True:
         why = _run(
-            t_end, arrivals, adm_kind, adm_params, adm_state, adm_room, plc_kind, ring_pos,
+            t_end, arrivals, akind, adm_kind, adm_params, adm_state, adm_room, plc_kind, ring_pos,
             ring_node, cli_kind, cli_params, budget[0], budget[1], throttle[0], throttle[1], fp,
             free, wroom, wn, cn, cap, up, upidx, epoch, auth_free, auth_room, flight,
             rel.bucket_s, rel.pool, rel.link, rel.ring, rel.free, rel.cur, rel.late, rel.far,
@@ -278,6 +320,7 @@ def _release_slot(slot: int, slot_free: np.ndarray, istate: np.ndarray) -> None:
 def _run(
     t_end: float,
     arrivals: np.ndarray,
+    akind: np.ndarray,
     adm_kind: int,
     adm_params: np.ndarray,
     adm_state: np.ndarray,
@@ -363,6 +406,14 @@ def _run(
     throttle_k = cp[retry.P_THROTTLE_K]
     honour = cp[retry.P_HONOUR] > 0.0
     hashing = plc_kind == placement.CONSISTENT_HASH
+    kinds = akind.shape[0] > 0  # some new arrivals may be bots
+    loss = fp[F_LOSS]
+    filter_bot = fp[F_FILTER_BOT]
+    filter_organic = fp[F_FILTER_ORGANIC]
+    gate = fp[F_GATE] > 0.0
+    attack = loss > 0.0 or filter_bot > 0.0 or filter_organic > 0.0 or gate
+    bot_retry = fp[F_BOT_RETRY_S]
+    bot_max = fp[F_BOT_MAX_ATTEMPTS]
     why = DONE
     while True:
         # the next attempt: a new listener or a due retry, whichever comes first
@@ -397,7 +448,9 @@ def _run(
         if why != DONE:
             break
         stage = STAGE_RETRY
+        bot = False
         if ia < na and arrivals[ia] <= t_retry:
+            bot = kinds and akind[ia] != 0
             ia += 1
             slot = -1
             fresh = True
@@ -412,7 +465,7 @@ def _run(
         if fresh:
             first = t
             k = 1
-            deadline = t + retry.patience(cp, st, R_PATIENCE)
+            deadline = np.inf if bot else t + retry.patience(cp, st, R_PATIENCE)
             prev = cp[retry.P_BASE]
             key = rn.uniform(st, R_PLACEMENT) if hashing else 0.0
         else:
@@ -421,28 +474,34 @@ def _run(
             deadline = slots[slot, SL_DEADLINE]
             prev = slots[slot, SL_PREV]
             key = slots[slot, SL_KEY]
+            bot = slots[slot, SL_BOT] != 0.0
         reason = -1
         fail_t = t
         hint = 0.0
         if stage == STAGE_RETRY:
-            if ratio >= 0.0:  # the retry budget: a retry is sent only within it
-                retry.window_at(b_ring, b_sums, t)
-                if k >= 2 and b_sums[2] + 1.0 > ratio * b_sums[1]:
-                    counts[C_DENIED] += 1
-                    counts[C_ABANDONED] += 1
-                    _release_slot(slot, slot_free, istate)
-                    continue
-                retry.window_add(b_ring, b_sums, 0, 1.0)
-                if k >= 2:
-                    retry.window_add(b_ring, b_sums, 1, 1.0)
-            counts[C_ATTEMPTS] += 1
-            if throttle_k >= 0.0:  # client-side adaptive throttling
-                retry.window_at(t_ring, t_sums, t)
-                req = t_sums[1]
-                p_reject = max(0.0, (req - throttle_k * t_sums[2]) / (req + 1.0))
-                retry.window_add(t_ring, t_sums, 0, 1.0)
-                if rn.uniform(st, R_CLIENT) < p_reject:
-                    reason = reasons.THROTTLED
+            if bot:  # no client policy
+                counts[C_ATTACK_ATTEMPTS] += 1
+            else:
+                if ratio >= 0.0:  # the retry budget: a retry is sent only within it
+                    retry.window_at(b_ring, b_sums, t)
+                    if k >= 2 and b_sums[2] + 1.0 > ratio * b_sums[1]:
+                        counts[C_DENIED] += 1
+                        counts[C_ABANDONED] += 1
+                        _release_slot(slot, slot_free, istate)
+                        continue
+                    retry.window_add(b_ring, b_sums, 0, 1.0)
+                    if k >= 2:
+                        retry.window_add(b_ring, b_sums, 1, 1.0)
+                counts[C_ATTEMPTS] += 1
+                if throttle_k >= 0.0:  # client-side adaptive throttling
+                    retry.window_at(t_ring, t_sums, t)
+                    req = t_sums[1]
+                    p_reject = max(0.0, (req - throttle_k * t_sums[2]) / (req + 1.0))
+                    retry.window_add(t_ring, t_sums, 0, 1.0)
+                    if rn.uniform(st, R_CLIENT) < p_reject:
+                        reason = reasons.THROTTLED
+            if attack and reason < 0:
+                reason = _gates(st, bot, loss, filter_bot, filter_organic, gate)
             if reason < 0 and c_ist[calendar.I_SIZE] - epoch[stale] >= fp[F_LIVE_CAP]:
                 reason = reasons.CAP  # the operator capped the room
             if reason < 0:
@@ -457,7 +516,7 @@ def _run(
                 if code == admission.HOLD:
                     if slot < 0:
                         slot = take_slot(slots, slot_free, istate)
-                    _remember(slots, slot, first, k, deadline, prev, key)
+                    _remember(slots, slot, first, k, deadline, prev, key, bot)
                     calendar.put(
                         r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
                         aout[0], float(slot), STAGE_RELEASE,
@@ -468,7 +527,7 @@ def _run(
                     fail_t = aout[0]
                     hint = aout[1]
         if reason < 0 and stage != STAGE_AUTHED:
-            counts[C_ADMITTED] += 1
+            counts[C_ATTACK_ADMITTED if bot else C_ADMITTED] += 1
             if auth:  # the control plane first: a FIFO queue of its own
                 service = rn.exponential(st, R_SERVICE, auth_service)
                 outcome, _start, end, istate[S_AUTH_N] = queue.offer(
@@ -478,7 +537,7 @@ def _run(
                 if outcome == queue.SERVED:
                     if slot < 0:
                         slot = take_slot(slots, slot_free, istate)
-                    _remember(slots, slot, first, k, deadline, prev, key)
+                    _remember(slots, slot, first, k, deadline, prev, key, bot)
                     calendar.put(
                         r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
                         end, float(slot), STAGE_AUTHED,
@@ -513,6 +572,10 @@ def _run(
                         reason = REJECT_TIMEOUT
                         fail_t = end
                         admission.observe(adm_kind, adm_params, adm_state, t, end - t)
+                    elif bot:  # served: it holds its connection until the end of its service
+                        admission.observe(adm_kind, adm_params, adm_state, t, start - t)
+                        counts[C_ATTACK_SERVED] += 1
+                        _release_slot(slot, slot_free, istate)
                     else:
                         admission.observe(adm_kind, adm_params, adm_state, t, start - t)
                         if throttle_k >= 0.0:
@@ -543,7 +606,19 @@ def _run(
                         release_t, float(node + epoch[node] * EPOCH_SPAN), row,
                     )  # fmt: skip
                     cn[node] += 1
-        if reason >= 0:
+        if reason >= 0 and bot:  # it tries again a fixed time later, or is gone
+            counts[C_ATTACK_FILTERED if reason == reasons.FILTERED else C_ATTACK_REJECTED] += 1
+            if k < bot_max:
+                if slot < 0:
+                    slot = take_slot(slots, slot_free, istate)
+                _remember(slots, slot, first, k + 1, deadline, prev, key, True)
+                calendar.put(
+                    r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
+                    fail_t + bot_retry, float(slot), STAGE_RETRY,
+                )  # fmt: skip
+            else:
+                _release_slot(slot, slot_free, istate)
+        elif reason >= 0:
             counts[C_REJECT + reason] += 1
             wait = retry.delay(cli_kind, cp, k, prev, st, R_RETRY)
             if wait >= 0.0 and honour and hint > wait:
@@ -554,7 +629,7 @@ def _run(
             else:
                 if slot < 0:
                     slot = take_slot(slots, slot_free, istate)
-                _remember(slots, slot, first, k + 1, deadline, wait, key)
+                _remember(slots, slot, first, k + 1, deadline, wait, key, False)
                 calendar.put(
                     r_bs, r_pool, r_link, r_ring, r_free, r_late, r_far, r_ist,
                     fail_t + wait, float(slot), STAGE_RETRY,
@@ -570,13 +645,39 @@ def _run(
 
 @hot
 def _remember(
-    slots: np.ndarray, slot: int, first: float, k: int, deadline: float, prev: float, key: float
+    slots: np.ndarray,
+    slot: int,
+    first: float,
+    k: int,
+    deadline: float,
+    prev: float,
+    key: float,
+    bot: bool,
 ) -> None:
     slots[slot, SL_FIRST] = first
     slots[slot, SL_K] = k
     slots[slot, SL_DEADLINE] = deadline
     slots[slot, SL_PREV] = prev
     slots[slot, SL_KEY] = key
+    slots[slot, SL_BOT] = 1.0 if bot else 0.0
+
+
+@hot
+def _gates(
+    st: np.ndarray, bot: bool, loss: float, filter_bot: float, filter_organic: float, gate: bool
+) -> int:
+    """The attack's gates for one attempt (module docstring): a reason, or -1 to go on.
+
+    Each probability draws one uniform of the ``attack`` stream only when it is above 0.
+    """
+    if loss > 0.0 and rn.uniform(st, R_ATTACK) < loss:
+        return reasons.FLOODED
+    share = filter_bot if bot else filter_organic
+    if share > 0.0 and rn.uniform(st, R_ATTACK) < share:
+        return reasons.FILTERED
+    if gate:
+        return reasons.PRESENCE
+    return -1
 
 
 @njit(cache=True)

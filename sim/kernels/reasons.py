@@ -3,7 +3,9 @@
 Counters of rejections are laid out in this order (``sim.kernels.pipeline.C_REJECT + code``), and
 the time series and summaries name them (``rejected_<reason>``). The first four come from the
 edge node and the original token bucket, the next from the other admission policies, the last
-from the client itself, then the control plane and a fleet with no node up.
+from the client itself, then the control plane and a fleet with no node up; the last three are
+attack traffic's (``sim.config.AttackConfig``): an ingress flooded by a volumetric attack, the
+mitigation's filter, and joins gated while the presence channel is saturated.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ NO_CREDIT = 8  # no credit left (credit-based admission)
 THROTTLED = 9  # the client's adaptive throttle rejected it locally
 AUTH = 10  # the control-plane/auth service was full or too slow
 DOWN = 11  # no edge node is up
+FLOODED = 12  # lost on an ingress flooded by a volumetric attack
+FILTERED = 13  # dropped by the attack mitigation (a bot, or an organic false positive)
+PRESENCE = 14  # the presence channel is saturated: joins are refused until it recovers
 
 REASONS = (
     "bucket",
@@ -34,4 +39,7 @@ REASONS = (
     "throttled",
     "auth",
     "down",
+    "flooded",
+    "filtered",
+    "presence",
 )

@@ -18,6 +18,7 @@ from sim.policies import PLACEMENT, AdmissionConfig, ClientConfig
 
 _INITIAL = 1024
 _NONE = np.empty(0)
+_ORGANIC = np.empty(0, dtype=np.int8)  # ``akind`` when every arrival is a person
 RETRY_BUCKET_S = 0.25  # the retry calendar's bucket width
 RETRY_SLOTS = 1024  # buckets in its ring (256 s); later retries wait in a heap
 
@@ -80,12 +81,22 @@ class JoinPipeline:
         self.carried = False
         self._peak: tuple[int, tuple[int, float]] = (0, (0, float("nan")))
 
-    def step(self, t_end: float, arrivals: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    def step(
+        self,
+        t_end: float,
+        arrivals: np.ndarray,
+        counts: np.ndarray,
+        akind: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Handle every attempt before ``t_end``; return this tick's join latencies (a copy).
 
         ``arrivals`` are the tick's new listeners: sorted, and all before ``t_end``, which is a
-        multiple of ``tick_s``.
+        multiple of ``tick_s``. ``akind`` marks each one 0 (a person) or 1 (a bot of a join
+        flood, ``sim.kernels.pipeline``); ``None``: all people.
         """
+        kind = _ORGANIC if akind is None else np.ascontiguousarray(akind, dtype=np.int8)
+        if kind.size and (kind.shape != arrivals.shape or ((kind != 0) & (kind != 1)).any()):
+            raise ValueError(f"akind must be 0 or 1 for each of the {arrivals.size} arrivals")
         if arrivals.size and not arrivals[-1] < t_end:
             raise ValueError(f"arrivals must lie before t_end = {t_end}, got {arrivals[-1]}")
         k = round(t_end / self.tick_s)
@@ -108,7 +119,8 @@ class JoinPipeline:
             return _NONE
         (f.rel, self.ret, self.slots, self.slot_free, self.jr, self.bins, self.latency, n) = (
             pipeline.step(
-                t_end, arrivals, self.adm_kind, self.adm_params, self.adm_state, self.adm_room,
+                t_end, arrivals, kind,
+                self.adm_kind, self.adm_params, self.adm_state, self.adm_room,
                 self.plc_kind, self.ring_pos, self.ring_node, self.cli_kind, self.cli_params,
                 self.budget, self.throttle, self.fp, f.free, f.wroom, f.wn, f.cn, f.cap, f.up,
                 f.upidx, f.epoch, self.auth_free, self.auth_room, self.flight,

@@ -5,7 +5,8 @@ admissions, rejections by reason, joins, departures, abandonments), the state at
 (concurrent listeners, waiting attempts, connections held, nodes up, people held in the waiting
 room) and the join-latency quantiles of the attempts that will join; ``trying`` (people who
 arrived and have neither joined nor given up) follows from the counters. Column names carry
-their units (``_s``) or are counts.
+their units (``_s``) or are counts. The bots of a join flood count apart, in the ``attack_*``
+columns only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ COUNTERS = {
     "reconnects": pipeline.C_RECONNECTS,
     "dropped": pipeline.C_DROPPED,
 } | {f"rejected_{r}": pipeline.C_REJECT + i for i, r in enumerate(pipeline.REASONS)}
+COUNTERS |= {  # the bots of a join flood, apart from the listeners above
+    "attack_attempts": pipeline.C_ATTACK_ATTEMPTS,
+    "attack_admitted": pipeline.C_ATTACK_ADMITTED,
+    "attack_rejected": pipeline.C_ATTACK_REJECTED,
+    "attack_filtered": pipeline.C_ATTACK_FILTERED,
+    "attack_served": pipeline.C_ATTACK_SERVED,
+}
 STATE = ("concurrent", "waiting", "connections", "nodes_up", "retries_pending", "held")
 QUANTILES = {"join_latency_p50_s": 0.5, "join_latency_p99_s": 0.99}
 _QS = np.array(list(QUANTILES.values()))

@@ -25,11 +25,22 @@ parallel arrays or ticks, so that the kernel can be checked against it number fo
   when the client honours it): the next attempt comes that long after the failure (the attempt
   time, or the give-up time for a timeout), or the listener abandons (no attempts left, or the
   next one would come after their deadline).
-- Random numbers, each stream in the kernel's order: per new listener, the patience and (for
-  consistent hashing) the key; per attempt, the throttle draw, the placement draws; then, unless
-  the node is full, the service time; then, if it joins, the session length; then, if it failed,
-  the backoff wait. Every draw is made while the attempt is handled (the session length and the
-  retry wait after a timeout too, although they are used later).
+- Attack traffic. A new arrival marked 1 in ``akind`` is a bot: it has no patience (its
+  deadline is infinite), no retry budget and no throttle, and goes on like a person's attempt;
+  served, it does not join: it hands its connection back at the end of its service (no session,
+  no latency); failed for any reason, it comes back ``bot_retry_s`` after the failure while its
+  attempt number is below ``bot_max_attempts``, else it is gone. Before admission every attempt
+  (a bot's or a person's) meets the gates in force at its time (``Gates``): lost with probability
+  ``loss`` (``flooded``), filtered with probability ``filter_bot`` or ``filter_organic``
+  (``filtered``), refused while ``presence`` (``presence``). Bots count only in the ``attack_*``
+  counters.
+- Random numbers, each stream in the kernel's order: per new listener, the patience (not for a
+  bot) and (for consistent hashing) the key; per attempt, the throttle draw, the gates' draws
+  (``attack``: the loss, then the filter, each only when its probability is above 0), the
+  placement draws; then, unless the node is full, the service time; then, if a person joins, the
+  session length; then, if a person failed, the backoff wait. Every draw is made while the
+  attempt is handled (the session length and the retry wait after a timeout too, although they
+  are used later).
 
 Ticks only matter for reporting: each attempt, join and departure is counted in the tick that
 contains its time (``[previous end, end)``); abandonments and rejections in the tick of the failed
@@ -40,6 +51,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -59,11 +71,16 @@ COUNTERS = (
     "reconnects",
     "dropped",
     *(f"rejected_{r}" for r in REASONS),
+    "attack_attempts",
+    "attack_admitted",
+    "attack_rejected",
+    "attack_filtered",
+    "attack_served",
 )
 
 FIRST_ATTEMPT = 0  # event priority: a new listener's attempt comes before a retry at the same time
 RETRY = 1
-STREAMS = ("placement", "service", "retry", "session", "patience", "client", "reconnect")
+STREAMS = ("placement", "service", "retry", "session", "patience", "client", "reconnect", "attack")
 
 
 @dataclass
@@ -90,6 +107,18 @@ class Setup:
     auth_service_mean_s: float = 0.01
     auth_queue_cap: int = 0
     auth_timeout_s: float = 5.0
+    bot_retry_s: float = 1.0  # a failed bot comes back this long after the failure
+    bot_max_attempts: int = 1  # while its attempt number is below this
+
+
+@dataclass(frozen=True)
+class Gates:
+    """The attack's gates in force (all off by default)."""
+
+    loss: float = 0.0  # probability that an attempt is lost on the flooded ingress
+    filter_bot: float = 0.0  # probability that the mitigation filters a bot's attempt
+    filter_organic: float = 0.0  # and a person's
+    presence: bool = False  # every attempt is refused
 
 
 @dataclass
@@ -109,6 +138,7 @@ class Attempt:
     leave_t: float | None = None
     retry_t: float | None = None  # when its next attempt comes (None: joined or abandoned)
     abandoned: bool = False
+    bot: bool = False  # a bot's attempt: "served" instead of "joined", never abandoned
 
 
 @dataclass
@@ -163,8 +193,15 @@ def simulate(
     arrivals: Sequence[float],
     tick_ends: Sequence[float],
     states: Sequence[Sequence[int]],
+    akind: Sequence[int] = (),
+    gates: Sequence[tuple[float, Gates]] = (),
 ) -> Result:
-    """Run every attempt before ``tick_ends[-1]``; ``arrivals`` are the sorted first attempts."""
+    """Run every attempt before ``tick_ends[-1]``; ``arrivals`` are the sorted first attempts.
+
+    ``akind``: 1 for a bot's first attempt, 0 for a person's (empty: all people). ``gates``:
+    ``(from_t, gates)`` in time order, each in force from ``from_t`` on (none before the first).
+    """
+    kinds = [int(x) for x in akind] if len(akind) else [0] * len(arrivals)
     s = setup
     p = s.retry_params
     horizon = float(tick_ends[-1])
@@ -180,10 +217,11 @@ def simulate(
 
     auth = Node(free=[0.0] * (s.auth_workers or 1))
     # events: (time, priority, sequence, person, attempt number, held attempt or None, stage)
-    # a person: [first, deadline, previous wait, key]
+    # a person (or a bot): [first, deadline, previous wait, key, bot]
     events: list[tuple[float, int, int, list[float], int, Attempt | None, str]] = []
     for i, t in enumerate(arrivals):
-        events.append((float(t), FIRST_ATTEMPT, i, [], 1, None, ""))
+        person = [math.nan] * 4 + [float(kinds[i])]
+        events.append((float(t), FIRST_ATTEMPT, i, person, 1, None, ""))
     heapq.heapify(events)
     seq = len(events)
     attempts: list[Attempt] = []
@@ -195,30 +233,33 @@ def simulate(
             nd.conns = [x for x in nd.conns if x > t]
         flight = [x for x in flight if x > t]
         auth.waiting = [x for x in auth.waiting if x > t]
+        bot = person[4] > 0
         if prio == FIRST_ATTEMPT:
-            deadline = t + policies.patience(p, rng["patience"])
+            deadline = math.inf if bot else t + policies.patience(p, rng["patience"])
             key = rng["placement"].uniform() if s.placement == policies.CONSISTENT_HASH else 0.0
-            person[:] = [t, deadline, float(p[policies.P_BASE]), key]
-        first, deadline, prev, key = person
+            person[:4] = [t, deadline, float(p[policies.P_BASE]), key]
+        first, deadline, prev, key, _ = person
         reason = ""
         fail_t = t
         hint = 0.0
         if held is None:
-            if ratio >= 0:
+            if ratio >= 0 and not bot:
                 if k >= 2 and budget.count(t, 1) + 1 > ratio * budget.count(t, 0):
                     denied_at.append(t)
                     continue
                 budget.add(t, 0)
                 if k >= 2:
                     budget.add(t, 1)
-            a = Attempt(t=t, first=first, k=k)
+            a = Attempt(t=t, first=first, k=k, bot=bot)
             attempts.append(a)
-            if throttle_k >= 0:
+            if throttle_k >= 0 and not bot:
                 req, acc = throttle.count(t, 0), throttle.count(t, 1)
                 p_reject = max(0.0, (req - throttle_k * acc) / (req + 1.0))
                 throttle.add(t, 0)
                 if rng["client"].uniform() < p_reject:
                     reason = "throttled"
+            if not reason:
+                reason = _gate(gates_in_force(gates, t), bot, rng["attack"])
             if not reason:
                 conns = sum(len(nd.conns) for nd in nodes)
                 code, when, hint = adm.decide(t, conns - len(flight), len(flight), deadline - t)
@@ -277,6 +318,14 @@ def simulate(
                         nd.free[worker] = start + service
                     flight.append(fail_t)
                     adm.observe(t, wait)
+                elif bot:  # served; it holds its connection until the end of its service
+                    a.outcome = "served"
+                    adm.observe(t, start - t)
+                    if start > t:
+                        a.wait_until = start
+                    nd.free[worker] = start + service
+                    a.conn_until = start + service
+                    flight.append(a.conn_until)
                 else:
                     a.outcome = "joined"
                     adm.observe(t, start - t)
@@ -293,7 +342,13 @@ def simulate(
                     nd.waiting.append(a.wait_until)
                 if a.conn_until is not None:
                     nd.conns.append(a.conn_until)
-        if a.outcome != "joined":
+        if bot and a.outcome != "served":
+            a.outcome = reason
+            if k < s.bot_max_attempts:
+                a.retry_t = fail_t + s.bot_retry_s
+                heapq.heappush(events, (a.retry_t, RETRY, seq, person, k + 1, None, ""))
+                seq += 1
+        elif not bot and a.outcome != "joined":
             a.outcome = reason
             wait = policies.delay(s.retry, p, k, prev, rng["retry"])
             if wait >= 0.0 and honour and hint > wait:
@@ -307,7 +362,27 @@ def simulate(
                 seq += 1
 
     pending = sum(1 for e in events if e[1] == RETRY)
-    return _report(attempts, list(map(float, tick_ends)), arrivals, pending, denied_at)
+    people = [t for t, kind in zip(arrivals, kinds, strict=True) if not kind]
+    return _report(attempts, list(map(float, tick_ends)), people, pending, denied_at)
+
+
+def gates_in_force(gates: Sequence[tuple[float, Gates]], t: float) -> Gates:
+    """The last gates set at or before ``t`` (all off before the first)."""
+    now = Gates()
+    for from_t, g in gates:
+        if from_t <= t:
+            now = g
+    return now
+
+
+def _gate(g: Gates, bot: bool, rng: Xoshiro128ss) -> str:
+    """The reason the gates refuse an attempt, or ``""``; a draw only for a probability > 0."""
+    if g.loss > 0 and rng.uniform() < g.loss:
+        return "flooded"
+    share = g.filter_bot if bot else g.filter_organic
+    if share > 0 and rng.uniform() < share:
+        return "filtered"
+    return "presence" if g.presence else ""
 
 
 def decided(a: Attempt) -> float:
@@ -345,15 +420,19 @@ def _report(
         key=lambda a: decided(a),
     )
     for a in attempts:
-        ticks[tick_of(a.t)]["attempts"] += 1
+        ticks[tick_of(a.t)]["attack_attempts" if a.bot else "attempts"] += 1
     for a in order:
         at = decided(a)
         tick = ticks[tick_of(at)]
+        admitted = "attack_admitted" if a.bot else "admitted"
         if a.admitted_t is not None:
-            ticks[tick_of(a.admitted_t)]["admitted"] += 1
+            ticks[tick_of(a.admitted_t)][admitted] += 1
         elif a.placed_t is not None:
-            tick["admitted"] += 1
-        if a.outcome == "joined":
+            tick[admitted] += 1
+        if a.bot:
+            outcome = a.outcome if a.outcome in ("served", "filtered") else "rejected"
+            tick[f"attack_{outcome}"] += 1
+        elif a.outcome == "joined":
             assert a.join_t is not None and a.leave_t is not None
             tick["joining"] += 1
             latencies[tick_of(at)].append(a.join_t - a.first)
@@ -370,7 +449,7 @@ def _report(
     moves = [(a.join_t, 0) for a in attempts if a.join_t is not None and a.join_t < horizon]
     moves += [(a.leave_t, 1) for a in attempts if a.leave_t is not None and a.leave_t < horizon]
     now = peak = 0
-    peak_t = 0.0
+    peak_t = math.nan  # nobody joined: no peak time (the kernel's and the summary's NaN)
     for t, kind in sorted(moves):
         now += 1 if kind == 0 else -1
         if now > peak:

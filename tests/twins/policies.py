@@ -35,6 +35,9 @@ REASONS = (
     "throttled",
     "auth",
     "down",
+    "flooded",
+    "filtered",
+    "presence",
 )
 REJECT_BUCKET = 0
 
