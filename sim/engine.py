@@ -29,11 +29,14 @@ from sim import criteria, streams
 from sim.config import Config
 from sim.kernels import pipeline
 from sim.kernels.stats import counts_up_to, segment_quantiles
+from sim.model.attack import Attack, merge, no_attack
+from sim.model.fanout import FanOut, extras_summary
 from sim.model.fleet import EdgeFleet
 from sim.model.health import Health, Restarts, utilisation
 from sim.model.joins import JoinPipeline
 from sim.model.metrics import Metrics
 from sim.model.operator import Autoscaler, Operator, room_for
+from sim.model.presence import Presence
 from sim.model.surge import SurgeSource
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,23 @@ class Engine:
                 tick_s,
             )  # fmt: skip
             self.background.append(scaler.process)
+        self.attack: Attack | None = None
+        if not no_attack(cfg.attack):
+            rng = streams.stream(cfg.seed, streams.ATTACK_ARRIVALS)
+            self.attack = Attack(cfg.attack, cfg.platform.fanout.edge, rng)
+            self.joins.fp[pipeline.F_BOT_RETRY_S] = cfg.attack.bot_retry_s
+            self.joins.fp[pipeline.F_BOT_MAX_ATTEMPTS] = cfg.attack.bot_max_attempts
+        self.presence: Presence | None = None
+        if cfg.platform.presence.enabled:
+            rng = streams.stream(cfg.seed, streams.PRESENCE)
+            self.presence = Presence(cfg.platform.presence, tick_s, rng)
+        self.fanout: FanOut | None = None
+        if cfg.platform.fanout.enabled:
+            self.fanout = FanOut(
+                self.env, self.tick_end, cfg.platform.fanout, self.joins, self.attack,
+                cfg.attack, streams.stream(cfg.seed, streams.STALL), tick_s,
+            )  # fmt: skip
+            self.background.append(self.fanout.process)
         _warm_up(cfg)
 
     def tick_end(self) -> simpy.Event:
@@ -111,7 +131,7 @@ class Engine:
             done, self._tick_end = self._tick_end, self.env.event()
             done.succeed(t_end)
             self.end_s = t_end
-            if self.surge.exhausted(t_end) and self.joins.idle:
+            if self._over(t_end) and self.joins.idle:
                 break
             if self._quiet(t_end):
                 self._tail(k, dt)
@@ -122,10 +142,22 @@ class Engine:
         self.finished.succeed()
         self._tick_end.succeed(None)  # the components' processes end
 
+    def _over(self, t: float) -> bool:
+        """No listener and no bot can arrive at or after ``t``."""
+        return self.surge.exhausted(t) and (self.attack is None or self.attack.exhausted(t))
+
     def _tick(self, t_end: float) -> None:
         counts = np.zeros(pipeline.N_COUNTERS, dtype=np.int64)
         arrivals = self.surge.batch(t_end)
-        latency = self.joins.step(t_end, arrivals, counts)
+        kinds = None
+        if self.attack is not None:
+            self.attack.configure(self.joins.fp, t_end - self.cfg.engine.tick_s, self.fleet.n_up)
+            bots = self.attack.bots(t_end)
+            if bots.size:
+                arrivals, kinds = merge(arrivals, bots)
+        latency = self.joins.step(t_end, arrivals, counts, kinds)
+        if self.presence is not None:
+            self.presence.after_tick(t_end, int(counts[pipeline.C_JOINED]), self.joins)
         waiting, held = self.fleet.snapshot(t_end)
         j = self.joins
         state = (  # in the order of metrics.STATE
@@ -141,7 +173,8 @@ class Engine:
     def _quiet(self, t: float) -> bool:
         """Only departures are left and no other component can act."""
         return (
-            self.surge.exhausted(t)
+            self._over(t)
+            and self.presence is None
             and self.joins.only_departures_left
             and not any(p.is_alive for p in self.background)
             and not self.restarts.busy
@@ -194,6 +227,14 @@ class Engine:
         ts = self.metrics.timeseries()
         p = self.cfg.platform
         ts["join_capacity_per_s"] = ts["nodes_up"] * (p.join_workers / p.join_service_mean_s)
+        n = ts["t_s"].size
+        if self.fanout is not None:
+            ts |= self.fanout.log.timeseries(n)
+        if self.presence is not None:
+            ts |= {k: v[:n] for k, v in self.presence.timeseries().items()}
+        if self.attack is not None:
+            start = ts["t_s"] - self.cfg.engine.tick_s
+            ts["attack_gbps"] = np.array([self.attack.flood_gbps(t) for t in start])
         ts |= criteria.series(ts, self.cfg.engine.tick_s, self.cfg.criterion)
         return ts
 
@@ -228,6 +269,7 @@ class Engine:
             "reconnects": m.total("reconnects"),
             "crashes": sum(1 for e in self.events if e["kind"] == "crash"),
             "surge_start_s": self.surge.start_s,
+            **extras_summary(None if self.fanout is None else self.fanout.log, self.presence, m),
             **verdict,
             "engine_failed": self.failure is not None,
         }
@@ -250,6 +292,8 @@ def _warm_up(cfg: Config) -> None:
     fleet.snapshot(1.0)
     fleet.pending()  # the tail's kernels
     _ = joins.peak
+    if cfg.platform.fanout.enabled or cfg.platform.presence.enabled:  # stalls, presence drops
+        joins.drop_listeners(np.zeros(fleet.size, dtype=np.int64), 1.0)
     if cfg.platform.crash_after_s is not None:  # the health monitor's kernels
         utilisation(1.0, fleet.free, fleet.cn, fleet.up, np.ones(5), np.zeros(fleet.size))
         joins.crash([0], 1.0, 2.0)

@@ -18,6 +18,9 @@ from sim.kernels import rng
 
 NAMES = ("placement", "service", "retry", "session", "patience", "client", "reconnect", "attack")
 ARRIVALS = "arrivals"
+ATTACK_ARRIVALS = "attack arrivals"  # the join flood's bots (numpy streams, outside the kernels)
+PRESENCE = "presence"  # connections the saturated presence channel drops
+STALL = "stall"  # the stall model's rounding (sim.model.fanout)
 
 
 def stream(seed: int, name: str) -> np.random.Generator:

@@ -1032,6 +1032,12 @@ ALLOWED_IMPORTS = (
     "sim.config",
     "sim.criteria",  # the verdict and the derived series, pure functions of the time series
     "sim.engine",  # RunResult only
+    # the fan-out tiers are aggregate arithmetic by definition (docs/fanout.md; checked against
+    # their own twin in tests/test_fanout_kernel.py), the presence channel a fluid backlog; the
+    # listeners' stalls, drops and reconnects are the reference's own (sim.reference.audio)
+    "sim.kernels.fanout",
+    "sim.model.presence",
+    "sim.model.fanout",  # SegmentLog and extras_summary: the recorder of the segments
     "sim.model.metrics",
     "sim.model.surge",
     "sim.policies",

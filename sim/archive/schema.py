@@ -65,8 +65,9 @@ def units_of(key: str, value: Any = 0) -> str:
     """The units of a summary scalar or time-series column, from its key (and its type).
 
     Text and booleans have none (``""``); otherwise the key's suffix decides: ``*_per_s`` → ``1/s``,
-    ``*_s`` → ``s``, ``*_gbps`` → ``Gb/s``, ``*_share``, ``*_ratio`` and ``retry_amplification`` →
-    ``1``, anything else → ``count``. ``None`` has no type: a suffix decides, else ``""``.
+    ``*_s`` → ``s``, ``*_gbps`` → ``Gb/s``, ``*_share``, ``*_ratio``, utilisations and
+    ``retry_amplification`` → ``1``, ``*_s_per_listener_min`` → ``s/min``, anything else →
+    ``count``. ``None`` has no type: a suffix decides, else ``""``.
     """
     if isinstance(value, str | bool | np.bool_):
         return ""
@@ -81,6 +82,10 @@ def units_of(key: str, value: Any = 0) -> str:
         return "Gb/s"
     if name.endswith(("_share", "_ratio")) or name == "retry_amplification":
         return "1"
+    if "utilisation" in key or "_ratio_" in name or "_demand_peak" in key:
+        return "1"  # egress_utilisation_edge, egress_demand_ratio_relay, egress_demand_peak.sfu
+    if name.endswith("_s_per_listener_min"):
+        return "s/min"
     return "" if value is None else "count"
 
 

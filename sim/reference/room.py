@@ -51,7 +51,8 @@ from simpy.events import URGENT, Event
 
 from sim import criteria, streams
 from sim.config import Config
-from sim.model.metrics import Metrics
+from sim.model.fanout import extras_summary
+from sim.model.metrics import COUNTERS, Metrics
 from sim.model.surge import SurgeSource
 from sim.reference.admission import (
     ADMIT,
@@ -62,6 +63,7 @@ from sim.reference.admission import (
     WaitingRoom,
     admission_for,
 )
+from sim.reference.audio import FanOut, Presence
 from sim.reference.client import Client, Reconnects
 from sim.reference.control import control_plane_for
 from sim.reference.draws import Stream
@@ -172,6 +174,16 @@ class Room:
             if cfg.autoscaler.policy == "target"
             else None
         )
+        self.fanout = (
+            FanOut(cfg.platform.fanout, self, cfg.seed, tick)
+            if cfg.platform.fanout.enabled
+            else None
+        )
+        self.presence = (
+            Presence(cfg.platform.presence, self, cfg.seed, tick)
+            if cfg.platform.presence.enabled
+            else None
+        )
         if arrivals is None:
             self.arrivals_end_s = self.surge.end_s
             self.env.process(self._arrivals())
@@ -193,6 +205,10 @@ class Room:
         ts = self.metrics.timeseries()
         p = self.cfg.platform
         ts["join_capacity_per_s"] = ts["nodes_up"] * (p.join_workers / p.join_service_mean_s)
+        if self.fanout is not None:
+            ts |= self.fanout.log.timeseries(ts["t_s"].size)
+        if self.presence is not None:
+            ts |= self.presence.timeseries()
         ts |= criteria.series(ts, self.cfg.engine.tick_s, self.cfg.criterion)
         return ts
 
@@ -227,6 +243,7 @@ class Room:
             "reconnects": m.total("reconnects"),
             "crashes": sum(1 for e in self.events if e["kind"] == "crash"),
             "surge_start_s": self.surge.start_s,
+            **extras_summary(None if self.fanout is None else self.fanout.log, self.presence, m),
             **verdict,
             "engine_failed": self.failure is not None,
         }
@@ -269,6 +286,8 @@ class Room:
             "held": held,
         }
         self.metrics.record(t_end, counts, latencies, state)
+        if self.presence is not None:  # the batched engine's order: within the tick's step
+            self.presence.account(t_end, int(counts[COUNTERS["joined"]]))
 
     def _between_ticks(self, t: float) -> None:
         """The components that act at the tick end ``t``, in the batched engine's order."""
@@ -279,6 +298,8 @@ class Room:
             self.operator.act(t)
         if self.autoscaler is not None:
             self.autoscaler.act(t)
+        if self.fanout is not None:
+            self.fanout.act(t)
 
     def _arrivals(self) -> Process:
         """New listeners at the surge's arrival times, drawn one tick of time at a time."""
@@ -401,6 +422,8 @@ class Room:
         throttle = self.client.throttle
         if throttle is not None and throttle.rejects(t):
             return Reject("throttled", t)
+        if self.presence is not None and self.presence.gate:
+            return Reject("presence", t)
         if self.live_cap is not None and self.fleet.connections() >= self.live_cap:
             return Reject("cap", t)
         return self.admission.admit(t, self.live, self.in_flight, p.deadline_s - t)
@@ -523,16 +546,27 @@ class Room:
                 continue  # timing out: its hand-back at the give-up will find no seat
             if not seat.joined:
                 self._joined(seat)
-            self._left(seat)
+            self._drop(seat, t, share, not_before_s)
             dropped += 1
-            back = None
-            if self.reconnects.comes_back(share):
-                back = max(not_before_s, t) + self.reconnects.delay()
-                self.retries_pending += 1
-            self._note_pid(seat.pid, "dropped")
-            seat.process.interrupt(Dropped(back))
-        self.tally.count("dropped", dropped)
         return dropped
+
+    def drop_listener(self, node: Node, seat: Seat, t: float, share: float) -> None:
+        """Drop the joined listener of ``seat`` from ``node`` at the tick end ``t`` (a stalled
+        player, a saturated presence channel): the node stays up; they reconnect with
+        probability ``share`` after their reconnect delay."""
+        node.hand_back(seat)
+        self._drop(seat, t, share, t)
+
+    def _drop(self, seat: Seat, t: float, share: float, not_before_s: float) -> None:
+        """The joined listener of ``seat`` leaves at ``t``, and may come back."""
+        self._left(seat)
+        back = None
+        if self.reconnects.comes_back(share):
+            back = max(not_before_s, t) + self.reconnects.delay()
+            self.retries_pending += 1
+        self._note_pid(seat.pid, "dropped")
+        self.tally.count("dropped")
+        seat.process.interrupt(Dropped(back))
 
 
 def simulate_room(
