@@ -62,6 +62,7 @@ def run_once(n: float, workdir: Path, extra: list[str] | None = None) -> dict[st
         "attempts_per_s": summary["attempts"] / summary["wall_s"],
         "peak_rss_mb": peak_kib / 1024,
         "crashes": summary.get("crashes", 0),
+        "summary": summary,
     }
 
 
