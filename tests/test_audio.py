@@ -219,3 +219,38 @@ def test_batched_and_reference_agree_on_fanout_saturation() -> None:
     assert all(row["ok"] for row in rows), report
     assert batched["stall_dropped_per_arrival"].mean() > 0.01  # the stalls matter here
     assert 0.3 < batched["audio_delivered_ratio"].mean() < 0.95
+
+
+# --------------------------------------------------------------------------- attack vs organic
+
+ATTACKED = ["experiment=attack_vs_organic"]  # a join flood against 150 joins/s
+ORGANIC = [*ATTACKED, "attack=none", "admission.rate_per_s=100"]  # no attack, 100 joins/s
+
+
+def listeners(result: RunResult) -> dict[str, float]:
+    s, c = result.summary, result.timeseries["concurrent"]
+    return {
+        "mean_concurrent_600s": float(c[:600].mean()),
+        "peak_concurrent": float(s["peak_concurrent"]),
+        "joined_share": s["joined"] / s["arrivals"],
+        "abandoned_share": s["abandoned"] / s["arrivals"],
+    }
+
+
+def test_an_attack_and_a_smaller_platform_give_the_same_listener_timeline() -> None:
+    r = 8
+    attacked = [simulate(dataclasses.replace(typed_config(ATTACKED), seed=s)) for s in range(r)]
+    organic = [
+        simulate(dataclasses.replace(typed_config(ORGANIC), seed=s)) for s in range(100, 100 + r)
+    ]
+    a = {k: np.array([listeners(x)[k] for x in attacked]) for k in listeners(attacked[0])}
+    b = {k: np.array([listeners(x)[k] for x in organic]) for k in listeners(organic[0])}
+    rows = agreement(a, b, 0.001)
+    report = format_rows("attack_vs_organic", r, rows)  # "batched": attacked; "reference": organic
+    print(report)
+    assert all(row["ok"] for row in rows), report
+    # what tells them apart: the bots, and the people still trying
+    assert all(x.summary["attack_attempts"] > 50_000 for x in attacked)
+    assert all(x.summary["attack_attempts"] == 0 for x in organic)
+    tts = [np.array([x.summary["time_to_stable_s"] for x in runs]) for runs in (attacked, organic)]
+    assert tts[0].min() > tts[1].max()
