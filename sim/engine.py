@@ -98,13 +98,13 @@ class Engine:
         self.attack: Attack | None = None
         if not no_attack(cfg.attack):
             rng = streams.stream(cfg.seed, streams.ATTACK_ARRIVALS)
-            self.attack = Attack(cfg.attack, cfg.platform.fanout.edge, rng)
+            self.attack = Attack(cfg.attack, cfg.platform.fanout.edge, rng, self.events)
             self.joins.fp[pipeline.F_BOT_RETRY_S] = cfg.attack.bot_retry_s
             self.joins.fp[pipeline.F_BOT_MAX_ATTEMPTS] = cfg.attack.bot_max_attempts
         self.presence: Presence | None = None
         if cfg.platform.presence.enabled:
             rng = streams.stream(cfg.seed, streams.PRESENCE)
-            self.presence = Presence(cfg.platform.presence, tick_s, rng)
+            self.presence = Presence(cfg.platform.presence, tick_s, rng, self.events)
         self.fanout: FanOut | None = None
         if cfg.platform.fanout.enabled:
             self.fanout = FanOut(

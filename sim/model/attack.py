@@ -28,6 +28,8 @@ are those of ``t0``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sim.config import AttackConfig, TierConfig
@@ -40,8 +42,16 @@ _NONE = np.empty(0, dtype=np.float64)
 class Attack:
     """Bot arrivals per tick, the volumetric flood at a time, and the filters they set."""
 
-    def __init__(self, cfg: AttackConfig, edge: TierConfig, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        cfg: AttackConfig,
+        edge: TierConfig,
+        rng: np.random.Generator,
+        events: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.events = [] if events is None else events
+        self._noted: set[str] = set()
         self.ingress_gbps = edge.ingress_gbps
         self.start_s = cfg.start_s()
         self.mitigation_s = cfg.mitigation_s()
@@ -86,11 +96,24 @@ class Attack:
         return 0.0 if per_node <= self.ingress_gbps else 1.0 - self.ingress_gbps / per_node
 
     def configure(self, fp: np.ndarray, t0: float, nodes_up: int) -> None:
-        """Set the join kernel's filters for the tick starting at ``t0``."""
+        """Set the join kernel's filters for the tick starting at ``t0`` (and note the attack's
+        start and the mitigation's as events, at the tick they first act in)."""
         on = self.mitigated(t0)
+        self._note(t0, "start", t0 + 1e-9 >= self.start_s, f"{self.cfg.name} starts")
+        detail = (
+            f"mitigation on: {self.cfg.efficacy:.0%} of the attack filtered, "
+            f"{self.cfg.false_positive:.0%} of real attempts by mistake"
+        )
+        self._note(t0, "mitigation", on, detail)
         fp[pipeline.F_FILTER_BOT] = self.cfg.efficacy if on else 0.0
         fp[pipeline.F_FILTER_ORGANIC] = self.cfg.false_positive if on else 0.0
         fp[pipeline.F_LOSS] = self.ingress_loss(t0, nodes_up)
+
+    def _note(self, t: float, what: str, now: bool, detail: str) -> None:
+        if now and what not in self._noted:
+            self._noted.add(what)
+            kind = "attack" if what == "start" else "mitigation"
+            self.events.append({"t_s": t, "kind": kind, "target": "room", "detail": detail})
 
     def exhausted(self, t: float) -> bool:
         """No bot can arrive at or after ``t`` and the flood is over."""

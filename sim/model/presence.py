@@ -57,14 +57,39 @@ def drop_probability(cfg: PresenceConfig, tick_s: float) -> float:
 class PresenceLog:
     """The channel's backlog and its lag, messages and drops per tick (both engines)."""
 
-    def __init__(self, cfg: PresenceConfig, tick_s: float, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        cfg: PresenceConfig,
+        tick_s: float,
+        rng: np.random.Generator,
+        events: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.tick_s = tick_s
         self.rng = rng
+        self.events = [] if events is None else events
         self.backlog = 0.0
+        self.saturated = False
         self.lag_s: list[float] = []
         self.msgs: list[float] = []
         self.dropped: list[int] = []
+
+    def note(self, t: float, lag: float) -> bool:
+        """Record the tick's lag; an event when the channel saturates or catches up. Returns
+        whether it is saturated."""
+        self.lag_s.append(lag)
+        saturated = lag > self.cfg.max_lag_s
+        if saturated != self.saturated:
+            self.saturated = saturated
+            detail = (
+                f"saturated: lag {lag:.1f} s > max_lag_s = {self.cfg.max_lag_s:g} s "
+                f"({self.cfg.on_saturation})"
+                if saturated
+                else "caught up"
+            )
+            event = {"t_s": t, "kind": "presence", "target": "channel", "detail": detail}
+            self.events.append(event)
+        return saturated
 
     def timeseries(self) -> dict[str, np.ndarray]:
         return {
@@ -90,9 +115,8 @@ class Presence(PresenceLog):
         cfg = self.cfg
         listeners = joins.concurrent
         self.backlog, lag, demand = step(cfg, self.backlog, joined, listeners, self.tick_s)
-        self.lag_s.append(lag)
         self.msgs.append(demand)
-        saturated = lag > cfg.max_lag_s
+        saturated = self.note(t_end, lag)
         gate = saturated and cfg.on_saturation == "delay_joins"
         joins.fp[pipeline.F_GATE] = 1.0 if gate else 0.0
         dropped = 0

@@ -85,7 +85,7 @@ class Presence(PresenceLog):
     """The presence channel's backlog, and what saturation does to the room."""
 
     def __init__(self, cfg: PresenceConfig, room: Room, seed: int, tick_s: float) -> None:
-        super().__init__(cfg, tick_s, streams.stream(seed, streams.PRESENCE))
+        super().__init__(cfg, tick_s, streams.stream(seed, streams.PRESENCE), room.events)
         self.room = room
         self.gate = False
 
@@ -94,9 +94,8 @@ class Presence(PresenceLog):
         cfg, room = self.cfg, self.room
         listeners = room.live
         self.backlog, lag, demand = step(cfg, self.backlog, joined, listeners, self.tick_s)
-        self.lag_s.append(lag)
         self.msgs.append(demand)
-        saturated = lag > cfg.max_lag_s
+        saturated = self.note(t, lag)
         self.gate = saturated and cfg.on_saturation == "delay_joins"
         dropped = 0
         if saturated and cfg.on_saturation == "drop_connections" and listeners > 0:
