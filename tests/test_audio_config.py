@@ -6,19 +6,13 @@ boundary values are accepted (``sim.config.FanoutConfig``, ``PresenceConfig``, `
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from sim.hydra_app import check_overrides
 from tests.conftest import typed_config
+from tests.test_config import _bad
 
 FLOOD, VOLUME = "attack=join_flood", "attack=volumetric"
-
-
-def _bad(setting: str, shown: str, allowed: str, *before: str, key: str | None = None) -> Any:
-    key = key or setting.split("=", 1)[0]
-    return pytest.param([*before, setting], key, shown, allowed, id=f"{key}={shown}")
 
 
 BAD = [
