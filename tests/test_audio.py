@@ -14,6 +14,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -262,3 +265,29 @@ def test_an_attack_and_a_smaller_platform_give_the_same_listener_timeline() -> N
     assert all(x.summary["attack_attempts"] == 0 for x in organic)
     tts = [np.array([x.summary["time_to_stable_s"] for x in runs]) for runs in (attacked, organic)]
     assert tts[0].min() > tts[1].max()
+
+
+# --------------------------------------------------------------------------- the figure
+
+
+def test_the_fanout_figure_draws_the_archives_series(tmp_path: Path) -> None:
+    from analysis import audio
+
+    exe = Path(sys.executable).with_name("spacesim")
+    sweep = tmp_path / "fanout"
+    args = ["-m", *SATURATION, "scenario.expected_arrivals=1500", "platform.nodes=2",
+            "platform.fanout.edge.egress_gbps=0.02,0.1", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    done = subprocess.run([str(exe), "run", *args], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "fig.png"
+    assert audio.main([str(sweep / "sweep.h5"), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    summary, ts = audio.frames(sweep / "sweep.h5")
+    fig = audio.plot(summary, ts)
+    top, mid, _ = fig.axes
+    for line, (_, one) in zip(top.get_lines(), ts.groupby("run", sort=False), strict=True):
+        assert np.array_equal(line.get_ydata(), one["concurrent"].to_numpy())
+    shares = [line.get_ydata() for line in mid.get_lines()]
+    assert min(shares[0]) < 1.0 and min(shares[1]) == 1.0  # 0.02 Gb/s stalls, 0.1 does not
+    assert "Gb/s" in top.get_legend().get_texts()[0].get_text()
+    assert audio.main([str(tmp_path / "missing.h5")]) == 2
