@@ -232,6 +232,53 @@ def test_batched_and_reference_agree_on_fanout_saturation() -> None:
     assert 0.3 < batched["audio_delivered_ratio"].mean() < 0.95
 
 
+def presence_observables(result: RunResult) -> dict[str, float]:
+    s = result.summary
+    return {
+        "presence_lag_s": s["presence_lag_s"],
+        "presence_saturated_s": s["presence_saturated_s"],
+        "rejected_presence_share": s["rejected"]["presence"] / s["attempts"],
+        "presence_dropped_per_arrival": s["presence_dropped"] / s["arrivals"],
+        "joined_share": s["joined"] / s["arrivals"],
+        "abandoned_share": s["abandoned"] / s["arrivals"],
+        "peak_concurrent": float(s["peak_concurrent"]),
+        "join_latency_p99_s": s["join_latency_p99_s"],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("saturation", ["delay_joins", "drop_connections"])
+def test_batched_and_reference_agree_on_presence_broadcast(saturation: str) -> None:
+    """A tenth of the audience on a hundredth of the channel: it saturates either way."""
+    cfg = typed_config(
+        [*BROADCAST, "scenario.expected_arrivals=1500", "platform.nodes=2",
+         "platform.presence.capacity_msgs_per_s=5000",
+         f"platform.presence.on_saturation={saturation}"]
+    )  # fmt: skip
+    r = 10
+    runs = {
+        kind: [
+            presence_observables(
+                simulate(
+                    dataclasses.replace(
+                        cfg, seed=seed, engine=dataclasses.replace(cfg.engine, kind=kind)
+                    )
+                )
+            )
+            for seed in seeds
+        ]
+        for kind, seeds in (("batched", range(r)), ("reference", range(10_000, 10_000 + r)))
+    }
+    a, b = ({k: np.array([x[k] for x in rows]) for k in rows[0]} for rows in runs.values())
+    rows = agreement(a, b, 0.001)
+    report = format_rows(f"presence_broadcast ({saturation})", r, rows)
+    print(report)
+    assert all(row["ok"] for row in rows), report
+    delayed = saturation == "delay_joins"
+    acted = "rejected_presence_share" if delayed else "presence_dropped_per_arrival"
+    assert a[acted].mean() > 0.1 and b[acted].mean() > 0.1
+
+
 # --------------------------------------------------------------------------- attack vs organic
 
 ATTACKED = ["experiment=attack_vs_organic"]  # a join flood against 150 joins/s
