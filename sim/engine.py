@@ -168,7 +168,7 @@ class Engine:
             j.pending_retries,
             j.drain_held(t_end),
         )
-        self.metrics.record_row(t_end, counts, latency, state)
+        self.metrics.record_row(t_end, counts, latency, state, keep=True)
 
     def _quiet(self, t: float) -> bool:
         """Only departures are left and no other component can act."""

@@ -46,8 +46,7 @@ class Metrics:
     def __init__(self) -> None:
         self.t_s: list[float] = []
         self.rows: list[np.ndarray] = []
-        self.state: dict[str, list[int]] = {k: [] for k in STATE}
-        self._columns = tuple(self.state.values())
+        self.states: list[tuple[int, ...]] = []  # one tuple per tick, in the order of STATE
         self.latencies: list[np.ndarray] = []
         self.latency_counts: list[int] = []  # join latencies recorded in each tick
         self._totals = (0, np.zeros(pipeline.N_COUNTERS, dtype=np.int64))  # (rows summed, sums)
@@ -59,13 +58,18 @@ class Metrics:
         self.record_row(t_end, counts, latency, tuple(state[k] for k in STATE))
 
     def record_row(
-        self, t_end: float, counts: np.ndarray, latency: np.ndarray, state: tuple[int, ...]
+        self,
+        t_end: float,
+        counts: np.ndarray,
+        latency: np.ndarray,
+        state: tuple[int, ...],
+        keep: bool = False,
     ) -> None:
-        """``record`` with the state as a tuple in the order of ``STATE`` (the engine's way)."""
+        """``record`` with the state as a tuple in the order of ``STATE`` (the engine's way);
+        ``keep``: the caller hands ``counts`` over (it writes to it no more), no copy needed."""
         self.t_s.append(t_end)
-        self.rows.append(counts.copy())
-        for column, value in zip(self._columns, state, strict=True):
-            column.append(value)
+        self.rows.append(counts if keep else counts.copy())
+        self.states.append(state)
         n = latency.size
         self.latency_counts.append(n)
         if n:
@@ -77,8 +81,8 @@ class Metrics:
         """Many ticks at once, with no join latencies (``counts`` has one row per tick)."""
         self.t_s.extend(t_end.tolist())
         self.rows.extend(counts)
-        for k in STATE:
-            self.state[k].extend(np.asarray(state[k]).tolist())
+        columns = [np.asarray(state[k]).tolist() for k in STATE]
+        self.states.extend(zip(*columns, strict=True))
         self.latency_counts.extend([0] * t_end.size)
 
     @property
@@ -112,7 +116,8 @@ class Metrics:
         rows = np.array(self.rows, dtype=np.int64).reshape(len(self.rows), pipeline.N_COUNTERS)
         out: dict[str, np.ndarray] = {"t_s": np.array(self.t_s, dtype=np.float64)}
         out |= {k: rows[:, i] for k, i in COUNTERS.items()}
-        out |= {k: np.array(v, dtype=np.int64) for k, v in self.state.items()}
+        states = np.array(self.states, dtype=np.int64).reshape(len(self.states), len(STATE))
+        out |= {k: np.ascontiguousarray(states[:, i]) for i, k in enumerate(STATE)}
         # people who arrived or reconnected and have neither joined nor given up, at the tick end
         came = np.cumsum(out["arrivals"] + out["reconnects"])
         out["trying"] = came - np.cumsum(out["joining"] + out["abandoned"])
