@@ -578,9 +578,6 @@ def check(cfg: Config) -> Iterator[Problem]:
         for k, v, allowed in getattr(cfg, group).problems():
             yield f"{group}.{k}", v, allowed
     yield from _policy_problems(cfg)
-    if cfg.engine.kind == "reference" and cfg.attack.active:
-        allowed = "none with engine.kind=reference (its listeners have no bots yet: docs/fanout.md)"
-        yield "attack", cfg.attack.name, allowed
     if isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**63:
         yield "seed", cfg.seed, "an integer in [0, 2**63)"
 

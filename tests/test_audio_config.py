@@ -60,8 +60,6 @@ BAD = [
          "rate_per_s: 0}]", "'exp'", "linear", key="attack.join_flood[0].shape"),
     _bad("attack.volumetric=[{t_s: 0, gbps: -3}, {t_s: 5, gbps: 0}]", "-3.0", ">= 0",
          key="attack.volumetric[0].gbps"),
-    _bad("engine.kind=reference", "'join_flood'", "none with engine.kind=reference", FLOOD,
-         key="attack"),
 ]  # fmt: skip
 
 

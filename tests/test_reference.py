@@ -1039,7 +1039,7 @@ ALLOWED_IMPORTS = (
     "sim.model.presence",
     "sim.model.fanout",  # SegmentLog and extras_summary: the recorder of the segments
     "sim.model.metrics",
-    "sim.model.surge",
+    "sim.model.surge",  # the arrival process: the surge's people and a join flood's bots
     "sim.policies",
     "sim.reference",
     "sim.streams",

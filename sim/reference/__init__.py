@@ -16,6 +16,9 @@ is a small plain-Python class that restates its paragraph of the spec:
 - ``sim.reference.control``: the ``ControlPlane`` (auth) every admitted attempt may pass;
 - ``sim.reference.health``: the ``HealthMonitor`` (overload crashes) and ``Restarts`` (warm-up);
 - ``sim.reference.operator``: the scripted ``Operator`` actions and the target ``Autoscaler``;
+- ``sim.reference.attack``: the ``Attack`` of ``conf/attack/``: the join flood's bots, the
+  volumetric flood and mitigation, gating every attempt per tick;
+- ``sim.reference.audio``: the ``FanOut`` listener by listener and the ``Presence`` channel;
 - ``sim.reference.tally``: the per-tick counters in the batched engine's layout, and the peak.
 
 The platform dynamics of ``docs/model.md`` act at tick ends only, after the tick's attempts, as in
@@ -43,16 +46,18 @@ def simulate(
     on_progress: Callable[[float], None] | None = None,
     log: list[Event] | None = None,
     arrivals: Sequence[float] | None = None,
+    bots: Sequence[float] | None = None,
 ) -> RunResult:
     """Run ``cfg`` with the reference engine.
 
     ``on_progress(sim_time)`` is called every few hundred simulated seconds; ``log`` (if given)
     collects the event log, ``(t, person, what)`` tuples in time order; ``arrivals`` (tests)
-    replaces the surge by these first-attempt times. The result's ``events`` are the run's
+    replaces the surge by these first-attempt times, and ``bots`` (tests) the join flood's bots
+    (``attack.join_flood``) by these. The result's ``events`` are the run's
     ``{t_s, kind, target, detail}`` (crashes, restarts, operator actions, scaling), as the batched
     engine's.
     """
-    summary, timeseries, events = simulate_room(cfg, on_progress, log, arrivals)
+    summary, timeseries, events = simulate_room(cfg, on_progress, log, arrivals, bots)
     return RunResult(summary, timeseries, events)
 
 

@@ -2,14 +2,15 @@
 
 The tiers are the same arithmetic as in the batched engine (``sim.kernels.fanout.interval``, per
 tier and node), fed with the listeners actually connected to each node (the batched engine
-apportions ``concurrent`` by connections). What differs is the listener side, which here is the
-definition of ``docs/fanout.md`` itself: at each segment every connected listener of node ``i``
-draws one uniform of stream ``stall`` (nodes in index order, listeners in the order they took
-their seat) and hears the segment on time when it is below ``on_time_i``; otherwise a late
-segment, a stall of ``segment_s``, one more in their streak of late segments. A listener whose
-streak reaches ``stall_segments`` is dropped from the node (``Room.drop_listener``) and
-reconnects with probability ``stall_reconnect_share``. The counts are the realised ones:
-segments on time, stall seconds, listeners dropped.
+apportions ``concurrent`` by connections) and, under a volumetric flood, with the flood each node
+up receives at the segment's tick end (``sim.reference.attack``). What differs is the listener
+side, which here is the definition of ``docs/fanout.md`` itself: at each segment every connected
+listener of node ``i`` draws one uniform of stream ``stall`` (nodes in index order, listeners in
+the order they took their seat) and hears the segment on time when it is below ``on_time_i``;
+otherwise a late segment, a stall of ``segment_s``, one more in their streak of late segments. A
+listener whose streak reaches ``stall_segments`` is dropped from the node
+(``Room.drop_listener``) and reconnects with probability ``stall_reconnect_share``. The counts
+are the realised ones: segments on time, stall seconds, listeners dropped.
 
 The presence channel is ``sim.model.presence``'s fluid backlog fed with the reference's own joins
 and listeners; saturated, it closes the gate of the join path (``presence`` rejections) or drops
@@ -57,7 +58,9 @@ class FanOut:
         nodes = [fleet.nodes[i] for i in fleet.up]
         seats = [[s for s in node.seats if s.joined] for node in nodes]
         listeners = np.array([len(s) for s in seats], dtype=np.float64)
-        iv = interval(cfg, listeners)
+        attack = self.room.attack
+        flood = 0.0 if attack is None else attack.per_node_gbps(t, len(nodes))
+        iv = interval(cfg, listeners, flood, self.room.cfg.attack.target)
         on_time = 0
         late = 0
         drop: list[tuple[Node, Seat]] = []

@@ -7,43 +7,60 @@ makes attempt 1. Each attempt at time ``t`` (``_visit``):
 0. a retry (attempt ``k ≥ 2``) must fit the client's retry budget, else it is not sent and the
    person abandons (``retries_denied``);
 1. the client's adaptive throttle may reject it locally (``throttled``);
-2. the operator's listener cap (``cap_listeners``) rejects it (``cap``, no hint) while the fleet
+2. the gates (``docs/policies.md``, *Attack traffic*): a flooded edge ingress loses it
+   (``flooded``), the attack's mitigation filters it (``filtered``), both with the probabilities
+   of the tick (``sim.reference.attack``), and a saturated presence channel rejects it
+   (``presence``);
+3. the operator's listener cap (``cap_listeners``) rejects it (``cap``, no hint) while the fleet
    holds that many connections;
-3. admission admits it, holds it (the person waits in the waiting room until the release), or
+4. admission admits it, holds it (the person waits in the waiting room until the release), or
    rejects it; an admitted (or released) attempt counts in ``admitted``;
-4. the control plane, if there is one, serves it (the person waits for it) or rejects it
+5. the control plane, if there is one, serves it (the person waits for it) or rejects it
    (``auth``); an attempt released from the waiting room or served by the control plane is not
-   checked again by steps 0 to 3;
-5. with no node up it is rejected (``down``); placement picks a node up, which turns it away
+   checked again by steps 0 to 4;
+6. with no node up it is rejected (``down``); placement picks a node up, which turns it away
    (``full``, ``queue``) or seats it in its FIFO join queue: it times out (``timeout``) or is
    served and joins; a joined listener stays for a session and leaves, handing the seat back;
-6. after a failure the backoff gives the wait before attempt ``k + 1``, or the person abandons.
+7. after a failure the backoff gives the wait before attempt ``k + 1``, or the person abandons.
+
+A bot of a join flood arrives among the people (a person first at equal times) and lives the same
+life without a client policy: no patience, budget (step 0) or throttle (step 1). Served, it holds
+its seat only until its service ends and never joins; after a failure at ``f`` its attempt ``k``
+is followed by attempt ``k + 1`` at ``f + bot_retry_s`` while ``k < bot_max_attempts``, else it
+is gone. It counts only in the ``attack_*`` columns: ``attack_attempts``, ``attack_admitted``,
+``attack_served`` (in the tick of its placement), ``attack_filtered`` and ``attack_rejected``
+(every other reason).
 
 The numbers the policies look at are kept here: ``live`` (listeners connected), ``in_flight``
-(attempts seated on a node whose join is pending, timing-out ones until they give up) and, per
-node, its seats. Random numbers come from the named streams of ``docs/policies.md``
-(``sim.streams.stream``); they are not the batched engine's numbers, only the same model.
+(attempts seated on a node whose join is pending, timing-out ones until they give up, bots until
+their service ends) and, per node, its seats. Random numbers come from the named streams of
+``docs/policies.md`` (``sim.streams.stream``); they are not the batched engine's numbers, only the
+same model.
 
 A recorder wakes at every tick end ``T = k·tick_s``, before anything else due at that instant (an
 event at a tick's very end belongs to the next tick). It records the row ``T`` with
 ``sim.model.metrics.Metrics`` (the state before the between-tick components act), then the
 components act, in the batched engine's order: ``Restarts`` (nodes due back, warm-up caps), the
-``HealthMonitor`` (overload crashes), the ``Operator`` (scripted actions), the ``Autoscaler``. A
-crash (``crash_node``) drops the listeners the node holds and those whose join is in flight there
-(which count as joined at ``T``): their processes are interrupted, and those who reconnect come back
-after their reconnect delay as a new first attempt (``reconnects``). Everything a component does at
-``T`` shows from the row ``T + tick_s`` on.
+``HealthMonitor`` (overload crashes), the ``Operator`` (scripted actions), the ``Autoscaler``, the
+``FanOut``; then the attack sets the gates of the tick that starts at ``T`` (the flood per node
+up then, mitigation on or not). A crash (``crash_node``) drops the listeners the node holds and
+those whose join is in flight there (which count as joined at ``T``): their processes are
+interrupted, and those who reconnect come back after their reconnect delay as a new first attempt
+(``reconnects``). Everything a component does at ``T`` shows from the row ``T + tick_s`` on.
 
-The run ends at the first tick end at which no arrival can come and no person has anything left
-to do; ``engine.max_sim_s`` stops a run that does not end and marks it failed.
+The run ends at the first tick end at which no arrival (nor bot) can come, the volumetric flood is
+over and no person or bot has anything left to do; ``engine.max_sim_s`` stops a run that does not
+end and marks it failed.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
@@ -63,6 +80,7 @@ from sim.reference.admission import (
     WaitingRoom,
     admission_for,
 )
+from sim.reference.attack import Attack, attacked, bot_source
 from sim.reference.audio import FanOut, Presence
 from sim.reference.client import Client, Reconnects
 from sim.reference.control import control_plane_for
@@ -95,7 +113,8 @@ class TickEnd(Event):
 
 @dataclass
 class Person:
-    """What a person carries from attempt to attempt (within a visit: a reconnect starts anew)."""
+    """What a person carries from attempt to attempt (within a visit: a reconnect starts anew);
+    a bot of a join flood (``bot``) carries the same, with no patience (``deadline_s`` inf)."""
 
     pid: int
     first_s: float  # their first attempt
@@ -103,6 +122,37 @@ class Person:
     key: float  # consistent hashing's key (0 for the other placements)
     prev_wait_s: float  # their previous backoff wait (base_s before the first)
     k: int = 1  # the number of the attempt being made
+    bot: bool = False  # a bot: no client policy, counted in the ``attack_*`` columns only
+
+
+class ArrivalSource(Protocol):
+    """Where first attempts come from: the surge, a join flood, or fixed times."""
+
+    end_s: float  # none at or after this time
+
+    def batch(self, t_end: float) -> np.ndarray: ...
+
+    def exhausted(self, t: float) -> bool: ...
+
+
+class FixedTimes:
+    """First attempts at given times (the exact tests), handed out one tick at a time."""
+
+    end_s = 0.0  # the run does not wait for them: it ends once they are all out
+
+    def __init__(self, times: Sequence[float]) -> None:
+        self._times = sorted(times)
+        self._next = 0
+
+    def batch(self, t_end: float) -> np.ndarray:
+        """The times in ``[previous t_end, t_end)``."""
+        i = bisect.bisect_left(self._times, t_end, lo=self._next)
+        out = np.array(self._times[self._next : i], dtype=np.float64)
+        self._next = i
+        return out
+
+    def exhausted(self, t: float) -> bool:
+        return self._next == len(self._times)
 
 
 @dataclass(frozen=True)
@@ -129,6 +179,7 @@ class Room:
         cfg: Config,
         log: list[LogEntry] | None = None,
         arrivals: Sequence[float] | None = None,
+        bots: Sequence[float] | None = None,
     ) -> None:
         self.cfg = cfg
         rng = {name: Stream.named(cfg.seed, name) for name in streams.NAMES}
@@ -151,9 +202,9 @@ class Room:
         self.in_flight = 0  # attempts seated on a node whose join is pending
         self.live_cap: float | None = None  # the operator's cap on the connections held
         self.retries_pending = 0  # records the batched engine's retry calendar would hold
-        self.arrived = 0  # people so far (their ids are 0, 1, ...)
-        self.arrivals_done = False  # the source will send nobody else
-        self.people = 0  # listener processes that have something left to do
+        self.arrived = 0  # people and bots so far (their ids are 0, 1, ... in arrival order)
+        self.arrivals_done = False  # the sources will send nobody else
+        self.people = 0  # processes (listeners and bots) that have something left to do
         self.failure: str | None = None
         self.end_s = 0.0
         self.wall_s = 0.0
@@ -184,12 +235,21 @@ class Room:
             if cfg.platform.presence.enabled
             else None
         )
-        if arrivals is None:
-            self.arrivals_end_s = self.surge.end_s
-            self.env.process(self._arrivals())
-        else:  # fixed first-attempt times instead of the surge (the exact tests)
-            self.arrivals_end_s = 0.0
-            self.env.process(self._fixed_arrivals(sorted(arrivals)))
+        self.attack: Attack | None = None
+        bot_arrivals: ArrivalSource = FixedTimes(bots or ())
+        if attacked(cfg.attack):
+            source = bot_source(cfg.attack, streams.stream(cfg.seed, streams.ATTACK_ARRIVALS))
+            if bots is None and source is not None:
+                bot_arrivals = source
+            self.attack = Attack(cfg.attack, cfg.platform.fanout.edge, rng["attack"])
+            self.attack.open_tick(0.0, len(self.fleet.up))
+        # fixed first-attempt times instead of the surge or the join flood (the exact tests)
+        organic: ArrivalSource = self.surge if arrivals is None else FixedTimes(arrivals)
+        ends = [organic.end_s, bot_arrivals.end_s]
+        if self.attack is not None:  # the run lasts as long as the flood, too
+            ends.append(self.attack.flood_end_s)
+        self.arrivals_end_s = max(ends)
+        self.env.process(self._arrivals(organic, bot_arrivals))
 
     # ------------------------------------------------------------------ the run
 
@@ -209,6 +269,9 @@ class Room:
             ts |= self.fanout.log.timeseries(ts["t_s"].size)
         if self.presence is not None:
             ts |= self.presence.timeseries()
+        if self.attack is not None:  # the flood of each tick, at its start
+            start = (ts["t_s"] - self.cfg.engine.tick_s).tolist()
+            ts["attack_gbps"] = np.array([self.attack.flood_gbps(t) for t in start])
         ts |= criteria.series(ts, self.cfg.engine.tick_s, self.cfg.criterion)
         return ts
 
@@ -260,6 +323,8 @@ class Room:
             yield TickEnd(self.env, t_end - self.env.now)
             self._record(t_end)
             self._between_ticks(t_end)
+            if self.attack is not None:  # the gates of the tick that starts now
+                self.attack.open_tick(t_end, len(self.fleet.up))
             self.end_s = t_end
             if on_progress is not None and t_end - reported >= PROGRESS_EVERY_S:
                 on_progress(t_end)
@@ -301,30 +366,32 @@ class Room:
         if self.fanout is not None:
             self.fanout.act(t)
 
-    def _arrivals(self) -> Process:
-        """New listeners at the surge's arrival times, drawn one tick of time at a time."""
+    def _arrivals(self, organic: ArrivalSource, bots: ArrivalSource) -> Process:
+        """New listeners and bots at their sources' times, drawn one tick of time at a time and
+        merged (a person first at equal times)."""
         dt = self.cfg.engine.tick_s
         k = 0
-        while not self.surge.exhausted(k * dt):
+        while not (organic.exhausted(k * dt) and bots.exhausted(k * dt)):
             k += 1
-            for t in self.surge.batch(k * dt).tolist():
+            people = [(t, False) for t in organic.batch(k * dt).tolist()]
+            flood = [(t, True) for t in bots.batch(k * dt).tolist()]
+            for t, bot in sorted(people + flood):
                 yield self.env.timeout(t - self.env.now)
-                self._arrive()
+                self._arrive(bot)
         self.arrivals_done = True
 
-    def _fixed_arrivals(self, times: list[float]) -> Process:
-        for t in times:
-            yield self.env.timeout(t - self.env.now)
-            self._arrive()
-        self.arrivals_done = True
-
-    def _arrive(self) -> None:
-        """A new listener makes attempt 1 now, with their patience and key drawn now."""
-        self.tally.count("arrivals")
-        person = self._first_attempt(self.arrived)
+    def _arrive(self, bot: bool = False) -> None:
+        """A new listener makes attempt 1 now, with their patience and key drawn now; a bot, with
+        its key (no patience: it tries ``bot_max_attempts`` times whatever the wait)."""
+        if bot:
+            key = self.placement.new_key()
+            person = Person(self.arrived, self.env.now, math.inf, key, 0.0, bot=True)
+        else:
+            self.tally.count("arrivals")
+            person = self._first_attempt(self.arrived)
         self.arrived += 1
         self.people += 1
-        self._note(person, "arrive")
+        self._note(person, "bot" if bot else "arrive")
         self.env.process(self._listener(person))
 
     def _first_attempt(self, pid: int) -> Person:
@@ -369,25 +436,28 @@ class Room:
         while True:
             if not self._sent(p):  # step 0: the retry budget
                 return None
-            verdict = self._gatekeepers(p)  # steps 1 to 3: throttle, listener cap, admission
+            verdict = self._gatekeepers(p)  # steps 1 to 4: throttle, gates, listener cap, admission
             if isinstance(verdict, Hold):
                 yield from self._held(p, verdict.release_s)
                 verdict = ADMIT
             if isinstance(verdict, Admit):
-                self.tally.count("admitted")
-                verdict = yield from self._control_plane(p)  # step 4
+                self.tally.count("attack_admitted" if p.bot else "admitted")
+                verdict = yield from self._control_plane(p)  # step 5
             placed: Placed | None = None
-            if isinstance(verdict, Admit):  # step 5
+            if isinstance(verdict, Admit):  # step 6
                 placement = self._place(p)
                 if isinstance(placement, Reject):
                     verdict = placement
+                elif isinstance(placement.offer, Served) and p.bot:
+                    yield from self._serve_bot(p, placement)
+                    return None
                 elif isinstance(placement.offer, Served):
                     return (yield from self._join_and_stay(p, placement))
                 else:
                     placed = placement
                     verdict = Reject("timeout", placement.offer.give_up_s)
             assert isinstance(verdict, Reject)
-            retry_at = self._after_failure(p, verdict)  # step 6, decided (and counted) now
+            retry_at = self._after_failure(p, verdict)  # step 7, decided (and counted) now
             if verdict.fail_s > env.now:  # a timeout (node, control plane, hold): wait it out
                 yield env.timeout(verdict.fail_s - env.now)
             self._note(p, f"rejected {verdict.reason}")
@@ -395,15 +465,19 @@ class Room:
                 placed.node.hand_back(placed.seat)
                 self.in_flight -= 1
             if retry_at is None:
-                self._note(p, "abandon")
+                self._note(p, "gone" if p.bot else "abandon")
                 return None
             yield env.timeout(retry_at - env.now)
             self.retries_pending -= 1
             p.k += 1
 
     def _sent(self, p: Person) -> bool:
-        """The retry budget lets the attempt go (first attempts always go); count it."""
+        """The retry budget lets the attempt go (first attempts and a bot's always go); count it."""
         t = self.env.now
+        if p.bot:
+            self.tally.count("attack_attempts")
+            self._note(p, f"attempt {p.k}")
+            return True
         budget = self.client.budget
         if budget is not None:
             if p.k >= 2 and not budget.allows_retry(t):
@@ -417,11 +491,16 @@ class Room:
         return True
 
     def _gatekeepers(self, p: Person) -> Admit | Hold | Reject:
-        """The client's throttle, the operator's listener cap, then admission, at ``now``."""
+        """The client's throttle (not a bot's), the attack's gates (a flooded ingress, the
+        mitigation's filter, the presence gate), the operator's listener cap, then admission, at
+        ``now``."""
         t = self.env.now
         throttle = self.client.throttle
-        if throttle is not None and throttle.rejects(t):
+        if not p.bot and throttle is not None and throttle.rejects(t):
             return Reject("throttled", t)
+        reason = None if self.attack is None else self.attack.gate(p.bot)
+        if reason is not None:
+            return Reject(reason, t)
         if self.presence is not None and self.presence.gate:
             return Reject("presence", t)
         if self.live_cap is not None and self.fleet.connections() >= self.live_cap:
@@ -465,11 +544,16 @@ class Room:
         self._note(p, f"node {i}")
         if isinstance(offer, Refused):
             return Reject(offer.reason, t)
-        seat = Seat(p.pid, served=isinstance(offer, Served), process=self.env.active_process)
+        # a bot's seat is no listener's: a crash forgets it, as it does a timing-out attempt's
+        joins = isinstance(offer, Served) and not p.bot
+        seat = Seat(p.pid, served=joins, process=self.env.active_process)
         node.seat(seat)
         self.in_flight += 1
         if isinstance(offer, TimedOut):
             self.admission.observe(t, offer.give_up_s - t)
+        elif p.bot:
+            self.admission.observe(t, offer.start_s - t)
+            self.tally.count("attack_served")
         else:
             self.admission.observe(t, offer.start_s - t)
             if self.client.throttle is not None:  # a held attempt: accepted at its release
@@ -497,6 +581,19 @@ class Room:
         placed.node.hand_back(placed.seat)
         return None
 
+    def _serve_bot(self, p: Person, placed: Placed) -> Generator[Event, Any, None]:
+        """A bot waits for the worker and is served, then hands its seat back: it never joins."""
+        env = self.env
+        offer = placed.offer
+        assert isinstance(offer, Served)
+        if offer.start_s > env.now:
+            yield env.timeout(offer.start_s - env.now)
+        self._note(p, "served")
+        yield env.timeout(offer.end_s - env.now)
+        self.in_flight -= 1
+        placed.node.hand_back(placed.seat)  # nothing if a crash forgot it
+        self._note(p, "done")
+
     def _joined(self, seat: Seat) -> None:
         self.in_flight -= 1
         self.live += 1
@@ -516,7 +613,17 @@ class Room:
             self.log.append((self.env.now, pid, what))
 
     def _after_failure(self, p: Person, failure: Reject) -> float | None:
-        """Count the failure now; the time of attempt ``k + 1``, or ``None`` (they abandon)."""
+        """Count the failure now; the time of attempt ``k + 1``, or ``None`` (they abandon).
+
+        A bot's attempt ``k`` is followed by attempt ``k + 1`` at ``fail + bot_retry_s`` while
+        ``k < bot_max_attempts``, else the bot is gone."""
+        if p.bot:
+            filtered = failure.reason == "filtered"
+            self.tally.count("attack_filtered" if filtered else "attack_rejected")
+            if p.k >= self.cfg.attack.bot_max_attempts:
+                return None
+            self.retries_pending += 1
+            return failure.fail_s + self.cfg.attack.bot_retry_s
         self.tally.count(f"rejected_{failure.reason}")
         wait = self.client.wait_after(p.k, p.prev_wait_s, failure.hint_s)
         if wait is None or failure.fail_s + wait > p.deadline_s:
@@ -574,9 +681,10 @@ def simulate_room(
     on_progress: Callable[[float], None] | None = None,
     log: list[LogEntry] | None = None,
     arrivals: Sequence[float] | None = None,
+    bots: Sequence[float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[dict[str, Any]]]:
     """Run the reference engine: ``(summary, timeseries, events)``; ``log`` collects the log."""
-    room = Room(cfg, log, arrivals)
+    room = Room(cfg, log, arrivals, bots)
     room.run(on_progress)
     timeseries = room.timeseries()
     return room.summary(timeseries), timeseries, room.events
