@@ -62,6 +62,7 @@ happen in ``step``, between calls of ``_run``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -395,6 +396,9 @@ def _run(
     join_timeout = fp[F_JOIN_TIMEOUT]
     session_mean = fp[F_SESSION_MEAN]
     bin_s = fp[F_BIN]
+    # a time's bin is ``time // bin_s`` (numba's float ``//`` calls ``fmod``); for a bin of a power
+    # of two seconds (the 1 s tick) the quotient is exact, and ``time * (1 / bin_s)`` is the same
+    bin_inv = 1.0 / bin_s if math.frexp(bin_s)[0] == 0.5 else 0.0
     n_up = int(fp[F_NUP])
     wasted = fp[F_WASTED] > 0.0
     auth = fp[F_AUTH] > 0.0
@@ -591,8 +595,12 @@ def _run(
                         nlat += 1
                         counts[C_JOINING] += 1
                         _release_slot(slot, slot_free, istate)
-                        bj = int(end // bin_s)
-                        bl = int(leave // bin_s)
+                        if bin_inv > 0.0:
+                            bj = math.floor(end * bin_inv)
+                            bl = math.floor(leave * bin_inv)
+                        else:
+                            bj = int(end // bin_s)
+                            bl = int(leave // bin_s)
                         if bl < bins.shape[0]:
                             bins[bj, 0] += 1
                             bins[bl, 1] += 1
