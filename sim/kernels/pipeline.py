@@ -71,6 +71,7 @@ from numba import njit
 from sim.kernels import admission, calendar, heap, hot, placement, queue, reasons, retry
 from sim.kernels import rng as rn
 from sim.kernels import rows as rw
+from sim.kernels.prefetch import prefetch_at
 
 REJECT_BUCKET = reasons.BUCKET
 REJECT_FULL = reasons.FULL
@@ -461,6 +462,11 @@ def _run(
         else:
             calendar.take_from(r_cur, r_late, r_ist, rec)
             slot = int(rec[1])
+            ci = r_ist[calendar.I_CI]
+            if ci < r_ist[calendar.I_CN]:  # the slot row of the next retry: a random row
+                nxt = int(r_cur[ci, 1])
+                prefetch_at(slots, nxt, SL_FIRST)
+                prefetch_at(slots, nxt, N_SLOT - 1)
             stage = rec[2]
             fresh = stage == STAGE_RECONNECT
             if fresh:  # a dropped listener comes back: a new first attempt
