@@ -41,7 +41,7 @@ typecheck: $(STAMP)
 # the kernel tests run twice: compiled, and as plain Python (NUMBA_DISABLE_JIT=1) for coverage
 KERNEL_TESTS := tests/test_arrivals.py tests/test_queue_kernel.py tests/test_pipeline_kernel.py \
 	tests/test_policy_kernels.py tests/test_stats_kernel.py tests/test_calendar.py tests/test_rng.py \
-	tests/test_partial_drop.py
+	tests/test_partial_drop.py tests/test_prefetch.py
 
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)

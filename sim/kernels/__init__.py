@@ -77,13 +77,20 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def hot(fn: _F) -> _F:
-    """``@njit(cache=True)`` without numba's reference counting, for helpers called per attempt.
+    """``@njit(cache=True)`` without numba's reference counting, always inlined by LLVM: for
+    helpers called per attempt.
 
     A compiled helper that takes arrays normally increfs and decrefs each of them on every call
     (about 4 ns per array here, measured), and that stops LLVM from inlining it into the calling
-    loop; without reference counting (numba's ``_nrt=False``) the same helper inlines and costs
-    nothing. Only for helpers that allocate nothing and draw no numbers from a numba
-    ``Generator`` (its methods need the runtime); the array streams of ``sim.kernels.rng`` are
-    ``hot`` functions themselves.
+    loop; without reference counting (numba's ``_nrt=False``) a small helper inlines and costs
+    nothing. A larger one (``calendar.put``, ``queue.offer``, ``placement.choose``, the
+    admission dispatch) still stayed a call: numba passes every array as its seven-word struct,
+    so ``put`` took some 50 arguments on the stack per call. ``forceinline=True`` marks the
+    helper ``alwaysinline`` for LLVM, and every call site inlines it (the pipeline kernel took
+    0.55 of its time after this, paired runs, docs/performance.md). Only for helpers that
+    allocate nothing and draw no numbers from a numba ``Generator`` (its methods need the
+    runtime); the array streams of ``sim.kernels.rng`` are ``hot`` functions themselves.
     """
-    return cast(_F, numba.njit(cache=True, _nrt=False)(fn))  # type: ignore[call-overload]
+    # forceinline: numba's flag for LLVM's alwaysinline; the overloads of numba's stubs lack it
+    jit = numba.njit(cache=True, _nrt=False, forceinline=True)  # type: ignore[call-overload]
+    return cast(_F, jit(fn))

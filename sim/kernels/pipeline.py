@@ -62,6 +62,7 @@ happen in ``step``, between calls of ``_run``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,7 @@ from numba import njit
 from sim.kernels import admission, calendar, heap, hot, placement, queue, reasons, retry
 from sim.kernels import rng as rn
 from sim.kernels import rows as rw
+from sim.kernels.prefetch import prefetch_at
 
 REJECT_BUCKET = reasons.BUCKET
 REJECT_FULL = reasons.FULL
@@ -395,6 +397,9 @@ def _run(
     join_timeout = fp[F_JOIN_TIMEOUT]
     session_mean = fp[F_SESSION_MEAN]
     bin_s = fp[F_BIN]
+    # a time's bin is ``time // bin_s`` (numba's float ``//`` calls ``fmod``); for a bin of a power
+    # of two seconds (the 1 s tick) the quotient is exact, and ``time * (1 / bin_s)`` is the same
+    bin_inv = 1.0 / bin_s if math.frexp(bin_s)[0] == 0.5 else 0.0
     n_up = int(fp[F_NUP])
     wasted = fp[F_WASTED] > 0.0
     auth = fp[F_AUTH] > 0.0
@@ -457,6 +462,11 @@ def _run(
         else:
             calendar.take_from(r_cur, r_late, r_ist, rec)
             slot = int(rec[1])
+            ci = r_ist[calendar.I_CI]
+            if ci < r_ist[calendar.I_CN]:  # the slot row of the next retry: a random row
+                nxt = int(r_cur[ci, 1])
+                prefetch_at(slots, nxt, SL_FIRST)
+                prefetch_at(slots, nxt, N_SLOT - 1)
             stage = rec[2]
             fresh = stage == STAGE_RECONNECT
             if fresh:  # a dropped listener comes back: a new first attempt
@@ -591,8 +601,12 @@ def _run(
                         nlat += 1
                         counts[C_JOINING] += 1
                         _release_slot(slot, slot_free, istate)
-                        bj = int(end // bin_s)
-                        bl = int(leave // bin_s)
+                        if bin_inv > 0.0:
+                            bj = math.floor(end * bin_inv)
+                            bl = math.floor(leave * bin_inv)
+                        else:
+                            bj = int(end // bin_s)
+                            bl = int(leave // bin_s)
                         if bl < bins.shape[0]:
                             bins[bj, 0] += 1
                             bins[bl, 1] += 1
