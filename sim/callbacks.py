@@ -7,9 +7,10 @@ returned: ``Hydra.multirun`` (``hydra/_internal/hydra.py``, hydra-core 1.3.8) ru
 the launcher returns before it returns itself. So it holds for every launcher, which only decides
 where jobs run: the basic launcher in the parent, joblib in loky workers, submitit on SLURM nodes
 (``BaseSubmititLauncher.launch`` in hydra-submitit-launcher 1.2.0 ends with
-``[j.results()[0] for j in jobs]``, waiting for them), Ray in Ray workers (the Ray plugin, an
-optional extra, is not installed here and was not read; like any launcher it must hand the
-sweeper finished job returns). The parent is then the only process that writes ``sweep.h5``, the
+``[j.results()[0] for j in jobs]``, waiting for them), Ray in Ray workers (``launch`` in
+hydra-ray-launcher 1.2.2, ``hydra_plugins/hydra_ray_launcher/_core.py``, ends with
+``[ray.get(run) for run in runs]``). spacesim's own sweepers (``sim.sweep``) launch several
+batches and return after the last. The parent is then the only process that writes ``sweep.h5``, the
 single-writer rule of HDF5. With submitit and Ray the sweep dir must be on a file system that the
 parent shares with the workers (an absolute ``hydra.sweep.dir``).
 

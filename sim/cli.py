@@ -20,6 +20,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 USAGE = """\
 spacesim: capacity planning for live-audio rooms hit by launch surges
@@ -28,9 +29,13 @@ commands:
   run [overrides]     simulate one surge (Hydra overrides; -m for a multirun);
                       writes summary.json and run.h5 to the run dir.
                       `spacesim run --help` lists the config groups and values.
-  sweep [--resume DIR] [overrides]
-                      a multirun (as `run -m`) merged into DIR/sweep.h5; --resume DIR
+  sweep [--workers N] [--resume DIR] [overrides]
+                      a multirun (as `run -m`: grids, or Sobol/LHS designs with
+                      hydra/sweeper=design) merged into DIR/sweep.h5; --resume DIR
                       continues a sweep that was cut off (skips its complete runs).
+  threshold [--workers N] [--resume DIR] [overrides]
+                      the value of one parameter at which P(failure) crosses a target,
+                      with a confidence interval: an adaptive search; threshold.json.
   inspect ARCHIVE [--json]
                       what a run.h5 or sweep.h5 holds: schema version, provenance,
                       runs with status and key metrics, datasets with shapes and units.
@@ -48,16 +53,38 @@ examples:
 """
 
 SWEEP_USAGE = """\
-usage: spacesim sweep [--resume DIR] [overrides]
+usage: spacesim sweep [--workers N] [--resume DIR] [overrides]
 
 A multirun of `spacesim run` (the same overrides; `-m` is implied) whose jobs are merged into
 one archive, sweep.h5 in the sweep dir (hydra.sweep.dir). A sweep dir that already holds runs is
 refused unless --resume is given.
 
+  --workers N    run N jobs at a time with the joblib launcher (1: in this process)
   --resume DIR   continue the sweep in DIR with the overrides it was started with (from
                  DIR/multirun.yaml; overrides given here replace those of the same key, and a
                  group option such as hydra/launcher=basic drops the old one's settings): runs
                  whose run.h5 is complete and made from the same config are not run again.
+"""
+
+THRESHOLD_USAGE = """\
+usage: spacesim threshold [--workers N] [--resume DIR] [overrides]
+
+Estimates the value of one parameter at which P(failure) crosses a target (default 0.5), where
+failure is the configured criterion (criterion=...): an adaptive search that brackets the
+threshold, then places batches of runs across the current confidence interval and stops when the
+interval is narrow enough (hydra.sweeper.rel_width / abs_width) or the budget is spent. The
+search is configured under hydra.sweeper (conf/hydra/sweeper/threshold.yaml; an experiment sets
+it, e.g. experiment=threshold_erlang_b). A discrete sweep (platform.nodes=8,16,32) runs one search
+per value: a capacity curve. Writes threshold.json (parameter, target, estimate, ci_low, ci_high,
+confidence, runs, the fitted curve) and sweep.h5 to the sweep dir.
+
+  --workers N    run N jobs at a time with the joblib launcher (1: in this process); on a
+                 cluster use hydra/launcher=slurm or hydra/launcher=ray (docs/cluster.md)
+  --resume DIR   continue a search that was cut off: complete runs are not run again
+
+example:
+  spacesim threshold experiment=threshold_erlang_b workers=20 service_rate_per_s=1 \\
+      max_reject_share=0.05
 """
 
 _NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version")
@@ -87,9 +114,12 @@ def _split_hydra_args(args: Sequence[str]) -> tuple[list[str], bool, bool]:
 
 
 def cmd_run(args: list[str], command: Sequence[str] = ()) -> int:
-    from sim.hydra_app import check_overrides
+    from sim.hydra_app import check_overrides, sweeper_overrides
 
     overrides, multirun, runs = _split_hydra_args(args)
+    if multirun:  # spacesim's design sweeper, unless the config chose one
+        extra = sweeper_overrides(overrides)
+        overrides, args = [*overrides, *extra], [*args, *extra]
     if runs:
         problems = check_overrides(overrides, multirun)
         if problems:
@@ -117,7 +147,7 @@ def _hydra_run(args: list[str], command_line: str) -> int:
     status = {"failed": 0}
 
     @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
-    def task(cfg: DictConfig) -> None:
+    def task(cfg: DictConfig) -> dict[str, Any]:
         hc = HydraConfig.get()
         run_dir = Path(hc.runtime.output_dir)
         multirun = hc.mode == RunMode.MULTIRUN
@@ -138,6 +168,8 @@ def _hydra_run(args: list[str], command_line: str) -> int:
         if not multirun:
             print(format_summary(summary))
         print(f"run dir: {run_dir}{note}")
+        # what a sweeper reads of a job (sim.sweep): small, picklable for every launcher
+        return {k: summary.get(k) for k in ("failed", "engine_failed", "failure_reason")}
 
     argv = sys.argv
     sys.argv = ["spacesim run", *args]
@@ -163,33 +195,71 @@ def _sweep_dir_of(overrides: Sequence[str]) -> str | None:
     return None
 
 
-def cmd_sweep(args: list[str]) -> int:
-    from sim.archive.merge import job_files
-    from sim.archive.table import override_key
-
-    command = ["spacesim", "sweep", *args]
-    if any(a in ("-h", "--help") for a in args):
-        print(SWEEP_USAGE, end="")
-        return 0
-    resume: str | None = None
+def _option(args: list[str], name: str, prog: str) -> tuple[str | None, list[str]] | int:
+    """``(value of --name, the other args)``, or the exit status 2 when its value is missing."""
+    value: str | None = None
     rest: list[str] = []
     it = iter(args)
     for a in it:
-        if a == "--resume":
-            resume = next(it, None)
-            if resume is None:
-                print("spacesim sweep: --resume needs the sweep dir", file=sys.stderr)
+        if a == name:
+            value = next(it, None)
+            if value is None:
+                print(f"{prog}: {name} needs a value", file=sys.stderr)
                 return 2
-        elif a.startswith("--resume="):
-            resume = a.split("=", 1)[1]
-        elif a not in ("-m", "--multirun"):
+        elif a.startswith(name + "="):
+            value = a.split("=", 1)[1]
+        else:
             rest.append(a)
+    return value, rest
+
+
+def _launcher_args(workers: str | None, rest: list[str], prog: str) -> list[str] | int:
+    """``--workers N``: the joblib launcher with N processes (1: in this process)."""
+    if workers is None:
+        return []
+    if not workers.isdigit() or int(workers) < 1:
+        print(f"{prog}: --workers = {workers!r}; allowed: an integer >= 1", file=sys.stderr)
+        return 2
+    if any(o.startswith(("hydra/launcher=", "hydra.launcher.")) for o in rest):
+        print(
+            f"{prog}: --workers chooses the joblib launcher: give it or hydra/launcher, not both",
+            file=sys.stderr,
+        )
+        return 2
+    if int(workers) == 1:
+        return ["hydra/launcher=basic"]
+    return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={int(workers)}"]
+
+
+def cmd_sweep(args: list[str], kind: str = "sweep") -> int:
+    from sim.archive.merge import job_files
+    from sim.archive.table import override_key
+
+    prog = f"spacesim {kind}"
+    command = ["spacesim", kind, *args]
+    if any(a in ("-h", "--help") for a in args):
+        print(SWEEP_USAGE if kind == "sweep" else THRESHOLD_USAGE, end="")
+        return 0
+    parsed = _option([a for a in args if a not in ("-m", "--multirun")], "--resume", prog)
+    if isinstance(parsed, int):
+        return parsed
+    resume, rest = parsed
+    parsed = _option(rest, "--workers", prog)
+    if isinstance(parsed, int):
+        return parsed
+    workers, rest = parsed
+    launcher = _launcher_args(workers, rest, prog)
+    if isinstance(launcher, int):
+        return launcher
+    rest = [*launcher, *rest]
+    if kind == "threshold" and resume is None:
+        rest = ["hydra/sweeper=threshold", *rest]
     if resume is not None:
         from omegaconf import OmegaConf
 
         saved = Path(resume) / "multirun.yaml"
         if not saved.is_file():
-            print(f"spacesim sweep: {resume}: not a sweep dir (no multirun.yaml)", file=sys.stderr)
+            print(f"{prog}: {resume}: not a sweep dir (no multirun.yaml)", file=sys.stderr)
             return 2
         hydra_cfg = OmegaConf.load(saved).hydra
         before = [str(o) for o in [*hydra_cfg.overrides.hydra, *hydra_cfg.overrides.task]]
@@ -201,16 +271,29 @@ def cmd_sweep(args: list[str]) -> int:
             for o in before
             if override_key(o) not in replaced and not override_key(o).startswith(groups)
         ]
-        return cmd_run(["-m", *kept, *rest, f"hydra.sweep.dir={resume}"], command)
+        return _after_sweep(cmd_run(["-m", *kept, *rest, f"hydra.sweep.dir={resume}"], command))
     sweep_dir = _sweep_dir_of(rest)
     if sweep_dir is not None and Path(sweep_dir).is_dir() and job_files(Path(sweep_dir))[0]:
         print(
-            f"spacesim sweep: {sweep_dir} already holds runs; `spacesim sweep --resume "
+            f"{prog}: {sweep_dir} already holds runs; `{prog} --resume "
             f"{sweep_dir}` continues that sweep (or choose another hydra.sweep.dir)",
             file=sys.stderr,
         )
         return 2
-    return cmd_run(["-m", *rest], command)
+    return _after_sweep(cmd_run(["-m", *rest], command))
+
+
+def _after_sweep(status: int) -> int:
+    """Print what the sweeper found (a threshold search: its estimates); keep the status."""
+    from sim.sweep import format_thresholds, last_stats
+
+    stats = last_stats()
+    if stats is not None:
+        print(stats.line())
+        if stats.path is not None:
+            print(format_thresholds(stats.thresholds))
+            print(f"threshold: {stats.path}")
+    return status
 
 
 def cmd_inspect(args: list[str]) -> int:
@@ -241,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(args[1:])
     if args and args[0] == "sweep":
         return cmd_sweep(args[1:])
+    if args and args[0] == "threshold":
+        return cmd_sweep(args[1:], "threshold")
     if args and args[0] == "inspect":
         return cmd_inspect(args[1:])
     if args and args[0] == "bench":
@@ -254,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spacesim", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = ["run", "sweep", "inspect", "validate", "bench"]
+    commands = ["run", "sweep", "threshold", "inspect", "validate", "bench"]
     parser.add_argument("command", nargs="?", choices=commands, help="what to do")
     ns = parser.parse_args(args)
     if ns.command is None:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from sim.criteria import CriterionConfig
 from sim.kernels.profile import SHAPE_NAMES, Profile
@@ -551,18 +552,56 @@ def missing_keys(cfg: DictConfig) -> list[str]:
     return out
 
 
+def variables(cfg: DictConfig) -> dict[str, Any]:
+    """The experiment variables of a composed config: its top-level keys beyond ``Config``'s.
+
+    An experiment may declare scalars at the top of the tree (``workers: 20``) that its values
+    refer to (``platform.join_workers: ${workers}``), so that a study reads ``workers=40`` on the
+    command line and a sweep or a threshold search can name them (``docs/sweeps.md``).
+    """
+    known = {f.name for f in dataclasses.fields(Config)} | {"hydra"}
+    return {str(k): cfg[k] for k in cfg if k not in known}
+
+
+def variable_problems(cfg: DictConfig) -> list[Problem]:
+    """Top-level keys that are neither ``Config`` fields nor used experiment variables."""
+    found = variables(cfg)
+    if not found:
+        return []
+    known = sorted(f.name for f in dataclasses.fields(Config))
+    text = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]))
+    out: list[Problem] = []
+    for name, value in found.items():
+        allowed = (
+            f"a key of the config ({', '.join(known)}), or an experiment variable: a number, "
+            f"string or boolean that a value of the config refers to as ${{{name}}}"
+        )
+        scalar = value is None or isinstance(value, bool | int | float | str)
+        used = re.search(r"\$\{\s*" + re.escape(name) + r"\s*\}", text) is not None
+        if not (scalar and used):
+            out.append((name, value if scalar else type(value).__name__, allowed))
+    return out
+
+
 def to_config(cfg: DictConfig) -> Config:
     """Turn a composed config into typed objects, or raise ``ConfigError`` naming every problem."""
     missing = [k for k in missing_keys(cfg) if not k.startswith("hydra")]
     if missing:
         raise ConfigError([(k, "???", "a value is required") for k in missing])
-    keys = [str(k) for k in cfg if k != "hydra"]
     known = {f.name for f in dataclasses.fields(Config)}
-    unknown = [k for k in keys if k not in known]
-    if unknown:
-        allowed = f"a key of the config: {', '.join(sorted(known))}"
-        raise ConfigError([(k, cfg[k], allowed) for k in unknown])
-    node = OmegaConf.masked_copy(cfg, keys) if "hydra" in cfg else cfg
+    keys = [str(k) for k in cfg if k in known]
+    bad = variable_problems(cfg)
+    if bad:
+        raise ConfigError(bad)
+    node = cfg
+    if len(keys) < len(cfg):  # drop the hydra node and the variables, once what refers to them
+        node = cfg.copy()  # is resolved (a copy keeps the Config type, a masked copy does not)
+        for k in keys:
+            if OmegaConf.is_config(node[k]):
+                OmegaConf.resolve(node[k])
+        with open_dict(node):
+            for k in [str(k) for k in node if k not in known]:
+                del node[k]
     typed = OmegaConf.to_object(node)
     if not isinstance(typed, Config):
         raise ConfigError([("<root>", type(typed).__name__, "the spacesim Config tree")])
@@ -607,10 +646,18 @@ def register() -> None:
     if not OmegaConf.has_resolver("scale"):
         OmegaConf.register_new_resolver("scale", _resolve_scale)
         OmegaConf.register_new_resolver("scale_round", _resolve_scale_round)
+    if not OmegaConf.has_resolver("mul"):  # arithmetic on experiment variables
+        OmegaConf.register_new_resolver("mul", lambda a, b: float(a) * float(b))
+        OmegaConf.register_new_resolver("div", lambda a, b: float(a) / float(b))
+        OmegaConf.register_new_resolver("add", lambda a, b: float(a) + float(b))
     cs = ConfigStore.instance()
     # schemas live in their own groups (schema/GROUP/NAME), so they are not options of GROUP;
     # each YAML option extends its schema with `- /schema/GROUP/NAME@_here_`
-    cs.store(name="base_config", node=Config)
+    # open to new top-level keys: experiment variables (``variables``), checked by ``to_config``;
+    # Hydra still puts the composed tree in struct mode, so a mistyped override is refused
+    root = OmegaConf.structured(Config)
+    OmegaConf.set_struct(root, False)
+    cs.store(name="base_config", node=root)
     cs.store(group="schema/scenario", name="scenario", node=ScenarioConfig)
     cs.store(group="schema/platform", name="platform", node=PlatformConfig)
     cs.store(group="schema/engine", name="engine", node=EngineConfig)

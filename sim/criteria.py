@@ -63,7 +63,7 @@ REQUIRED = (
 ``join_capacity_per_s`` are optional (see ``docs/metrics.md``)."""
 
 # the order in which violated criteria are reported; the first one is the failure reason
-CRITERIA = ("deadline", "abandoned", "metastable")
+CRITERIA = ("deadline", "abandoned", "rejected", "metastable")
 
 
 @dataclass
@@ -84,6 +84,10 @@ class CriterionConfig:
     metastable_hold_s: float = 60.0
     trigger_end_s: float | None = None
     metastable_fails: bool = True
+    # a loss criterion: more than this share of the attempts made from reject_share_from_s on
+    # were rejected (for any reason); null: none (the Erlang B study, experiment=threshold_erlang_b)
+    max_reject_share: float | None = None
+    reject_share_from_s: float = 0.0
 
     def problems(self) -> Iterator[Problem]:
         if not isinstance(self.name, str) or not self.name:
@@ -100,6 +104,12 @@ class CriterionConfig:
         if self.trigger_end_s is not None and not self.trigger_end_s >= 0:
             allowed = "a time >= 0 (seconds), or null (the end of the arrivals profile)"
             yield "trigger_end_s", self.trigger_end_s, allowed
+        if self.max_reject_share is not None and not 0 <= self.max_reject_share < 1:
+            allowed = "a share in [0, 1) of the attempts, or null (no limit)"
+            yield "max_reject_share", self.max_reject_share, allowed
+        if not self.reject_share_from_s >= 0:
+            allowed = "a time >= 0 (seconds): attempts from then on count"
+            yield "reject_share_from_s", self.reject_share_from_s, allowed
         if not isinstance(self.metastable_fails, bool):
             yield "metastable_fails", self.metastable_fails, "true or false"
 
@@ -211,6 +221,29 @@ def _surge_joins(t_s: np.ndarray, joined: np.ndarray, tick_s: float, a: float, b
     return float(np.sum(joined * overlap / tick_s))
 
 
+def _reject_share(
+    ts: Mapping[str, np.ndarray], t_s: np.ndarray, tick_s: float, criterion: CriterionConfig
+) -> tuple[float, float]:
+    """``(share, when)``: rejected / attempts over the ticks that start at or after
+    ``reject_share_from_s``, and the end of the first tick after which the rejections so far
+    exceed ``max_reject_share`` of all those attempts (nan when they never do, or no limit)."""
+    nan = float("nan")
+    rejected = sum(
+        (np.asarray(v, dtype=np.float64) for k, v in ts.items() if k.startswith("rejected_")),
+        np.zeros(t_s.size),
+    )
+    first = int(np.searchsorted(t_s - tick_s, criterion.reject_share_from_s - 1e-9 * tick_s))
+    attempts = float(np.sum(np.asarray(ts["attempts"], dtype=np.float64)[first:]))
+    if not attempts > 0:
+        return nan, nan
+    counted = rejected[first:]
+    share = float(counted.sum()) / attempts
+    limit = criterion.max_reject_share
+    if limit is None or not share > limit:
+        return share, nan
+    return share, float(t_s[first + int(np.argmax(np.cumsum(counted) > limit * attempts))])
+
+
 def assess(
     ts: Mapping[str, np.ndarray],
     tick_s: float,
@@ -268,6 +301,14 @@ def assess(
             float(t_s[np.argmax(over)]),
             f"abandoned share {abandoned / came:.4g} > max_abandoned_share = {limit:g}",
         )
+    share, over_at = _reject_share(ts, t_s, tick_s, criterion)
+    if criterion.max_reject_share is not None and share > criterion.max_reject_share:
+        violated["rejected"] = (
+            over_at,
+            f"rejected share {share:.4g} of the attempts from"
+            f" {criterion.reject_share_from_s:g} s > max_reject_share ="
+            f" {criterion.max_reject_share:g}",
+        )
     if j is not None and criterion.metastable_fails:
         violated["metastable"] = (
             metastable_since,
@@ -298,6 +339,7 @@ def assess(
         "retry_amplification": attempts / came if came > 0 else nan,
         "dropped": int(c["dropped"].sum()),
         "abandoned_share": abandoned / came if came > 0 else nan,
+        "reject_share": share,
         "metastable": j is not None,
         "metastable_since_s": metastable_since,
     }

@@ -19,7 +19,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from sim.config import Config, ConfigError, format_problem, register, to_config
@@ -119,8 +119,86 @@ def compose_typed(overrides: list[str]) -> Config:
     return to_config(compose_config(overrides))
 
 
+def _sweeper_jobs(overrides: list[str]) -> list[list[str]] | None:
+    """The jobs of a multirun whose sweeper is one of ours and plans more than the grid (a
+    design, replications, a threshold search's bracket), or ``None`` (the grid is all).
+
+    Raises ``ValueError`` naming the sweeper's bad settings."""
+    from sim import sweep
+
+    first = next(iter(_combinations(overrides, True)), [])
+    hydra_keys = [o for o in overrides if _is_hydra_key(o)]
+    try:
+        cfg = compose(
+            config_name="config", overrides=[*first, *hydra_keys], return_hydra_config=True
+        )
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise ValueError("\n".join(_explain(exc, overrides))) from exc
+    node = cfg.hydra.sweeper
+    target = str(node.get("_target_", ""))
+    own = [o for o in overrides if not _is_hydra_key(o)]
+    container = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(container, dict)
+    settings = {str(k): v for k, v in container.items()}
+    if target.endswith(".DesignSweeper"):
+        jobs = sweep.plan_design(own, settings, int(cfg.get("seed", 0)))
+        if settings.get("design", "grid") == "grid" and settings.get("replications", 1) == 1:
+            return None  # the grid itself
+        # replications differ in their seed only (seed + r): check the first and the last
+        seen: dict[str, list[list[str]]] = {}
+        for job in jobs:
+            seen.setdefault(" ".join(o for o in job if not o.startswith("seed=")), []).append(job)
+        return [j for group in seen.values() for j in (group[:1] + group[1:][-1:])]
+    if target.endswith(".ThresholdSweeper"):
+        spec = sweep.search_spec(settings)
+        parameter = str(settings["parameter"])
+        cells = sweep.grid_cells(own, settings.get("params") or {})
+        return [
+            [*(o for o in c if not o.startswith(parameter + "=")), f"{parameter}={x!r}"]
+            for c in cells
+            for x in (float(spec.lo), float(spec.hi))
+        ]
+    return None
+
+
+def sweeper_overrides(overrides: list[str]) -> list[str]:
+    """``["hydra/sweeper=design"]`` when these overrides would sweep with Hydra's basic sweeper
+    (nothing chose a sweeper), else ``[]``: spacesim's design sweeper is the default."""
+    if any(o.lstrip("+~").startswith("hydra/sweeper=") for o in overrides):
+        return []
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            first = next(iter(_combinations(overrides, True)), [])
+            hydra_keys = [o for o in overrides if _is_hydra_key(o)]
+            cfg = compose(
+                config_name="config", overrides=[*first, *hydra_keys], return_hydra_config=True
+            )
+    except (HydraException, OmegaConfBaseException, ValueError):
+        return []  # check_overrides explains it
+    finally:
+        GlobalHydra.instance().clear()
+    target = str(cfg.hydra.sweeper.get("_target_", ""))
+    return ["hydra/sweeper=design"] if target.endswith(".BasicSweeper") else []
+
+
+def _plain_seed(combo: list[str]) -> bool:
+    """Whether the combination's ``seed=`` override (if any) is an allowed seed."""
+    for o in combo:
+        if o.startswith("seed="):
+            text = o.split("=", 1)[1]
+            return text.isdigit() and int(text) < 2**63
+    return True
+
+
 def check_overrides(overrides: list[str], multirun: bool = False) -> list[str]:
-    """Every problem of the configs these overrides make (empty when all can run)."""
+    """Every problem of the configs these overrides make (empty when all can run).
+
+    A multirun is checked job by job before anything runs: every combination of its grid, and
+    with one of spacesim's sweepers (``sim.sweep``) every point of its design or the bracket of
+    its threshold search, and the sweeper's own settings.
+    """
     register()
     messages: list[str] = []
     GlobalHydra.instance().clear()
@@ -128,9 +206,19 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> list[str]:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             try:
                 combos = list(_combinations(overrides, multirun))
+                planned = _sweeper_jobs(overrides) if multirun else None
             except HydraException as exc:
                 return [f"invalid override: {exc}"]
+            except ValueError as exc:
+                return str(exc).splitlines()
+            if planned is not None:
+                combos = planned
+            checked: set[tuple[str, ...]] = set()
             for combo in combos:
+                rest = tuple(o for o in combo if not o.startswith("seed="))
+                if rest in checked and _plain_seed(combo):
+                    continue  # the same config but for a valid seed (seed=range(0,200))
+                checked.add(rest)
                 try:
                     cfg = compose(config_name="config", overrides=combo)
                     to_config(cfg)

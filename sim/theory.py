@@ -136,6 +136,26 @@ def erlang_b(c: int, a: float) -> float:
     return b
 
 
+def erlang_b_load(c: int, blocking: float) -> float:
+    """The offered load ``a`` at which Erlang B ``(c, a)`` equals ``blocking`` (in (0, 1)).
+
+    Erlang B grows strictly with ``a`` from 0 to 1, so the root is unique; it is bracketed by
+    doubling and found by bisection to machine precision. The arrival rate is ``a * mu``.
+    """
+    c = _check_servers(c)
+    if not 0 < blocking < 1:
+        raise ValueError(f"blocking = {blocking!r}; allowed: a probability in (0, 1)")
+    lo, hi = 0.0, max(1.0, float(c))
+    while erlang_b(c, hi) < blocking:
+        lo, hi = hi, 2 * hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if erlang_b(c, mid) < blocking else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
 def erlang_c(c: int, a: float) -> float:
     """Erlang C: probability that an arrival waits in M/M/c; requires ``a < c``.
 

@@ -50,7 +50,11 @@ def test_top_level_help(tmp_path: Path) -> None:
     out = spacesim("--help", cwd=tmp_path)
     assert out.returncode == 0
     assert "run [overrides]" in out.stdout
-    assert "inspect ARCHIVE [--json]" in out.stdout and "sweep [--resume DIR]" in out.stdout
+    assert (
+        "inspect ARCHIVE [--json]" in out.stdout
+        and "sweep [--workers N] [--resume DIR]" in out.stdout
+    )
+    assert "threshold [--workers N] [--resume DIR]" in out.stdout
 
 
 def test_run_help_lists_groups_and_examples(tmp_path: Path) -> None:

@@ -371,6 +371,10 @@ BAD_FIELDS = [
     ("metastable_hold_s", 0.0),
     ("trigger_end_s", -1.0),
     ("metastable_fails", "yes"),
+    ("max_reject_share", 1.0),
+    ("max_reject_share", -0.5),
+    ("reject_share_from_s", -1.0),
+    ("reject_share_from_s", float("nan")),
 ]
 
 
