@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
-EXTRAS ?= --extra dev --extra notebooks --extra slurm
+EXTRAS ?= --extra dev --extra notebooks --extra slurm --extra ray
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # byte-compile at install: start-up matters, and some machines set PYTHONDONTWRITEBYTECODE
