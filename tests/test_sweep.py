@@ -205,3 +205,84 @@ def test_workers_must_be_a_positive_integer(tmp_path: Path) -> None:
     assert out.returncode == 2 and "--workers = '0'" in out.stderr
     out = spacesim("sweep", "--workers", "2", "hydra/launcher=basic", "seed=1,2", cwd=tmp_path)
     assert out.returncode == 2 and "not both" in out.stderr
+
+
+# ---------------------------------------------------------------------------- shipped studies
+
+STUDIES = {  # experiment: grid cells (one threshold search each)
+    "threshold_erlang_b": 1,
+    "threshold_audience": 1,
+    "capacity_curve_nodes": 5,
+    "policy_comparison": 18,
+    "surge_sharpness": 4,
+}
+
+
+def _sweeper(overrides: list[str]) -> dict[str, object]:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from sim.config import register
+    from sim.hydra_app import conf_dir
+
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            node = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
+    finally:
+        GlobalHydra.instance().clear()
+    assert isinstance(node, dict)
+    return {str(k): v for k, v in node.items()}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "sweep").glob("*.yaml")))
+def test_every_sweep_file_plans_and_checks(name: str) -> None:
+    from sim.hydra_app import check_overrides
+
+    settings = _sweeper([f"sweep={name}"])
+    assert str(settings["_target_"]).endswith(".DesignSweeper")
+    jobs = sweep.plan_design([f"sweep={name}"], settings, 0)
+    points, reps = int(str(settings["points"])), int(str(settings["replications"]))
+    assert len(jobs) % (points * reps) == 0 and len({tuple(j) for j in jobs}) == len(jobs)
+    assert check_overrides([f"sweep={name}"], multirun=True) == []
+
+
+@pytest.mark.parametrize(("name", "cells"), sorted(STUDIES.items()))
+def test_every_threshold_study_searches_its_cells(name: str, cells: int) -> None:
+    from sim.hydra_app import check_overrides
+
+    settings = _sweeper([f"experiment={name}"])
+    assert str(settings["_target_"]).endswith(".ThresholdSweeper")
+    spec = sweep.search_spec(settings)
+    assert spec.lo < spec.hi and spec.rel_width is not None and spec.rel_width <= 0.1
+    params = settings.get("params") or {}
+    assert isinstance(params, dict)
+    assert len(sweep.grid_cells([f"experiment={name}"], params)) == cells
+    assert check_overrides([f"experiment={name}"], multirun=True) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["threshold_audience", "capacity_curve_nodes", "surge_sharpness"])
+def test_a_threshold_study_runs_at_a_tiny_budget(name: str, tmp_path: Path) -> None:
+    """Each study's search runs end to end: one cell, two rounds of two runs, small audiences."""
+    sweep_dir = tmp_path / name
+    out = spacesim(
+        "threshold",
+        f"experiment={name}",
+        "~hydra.sweeper.params",
+        "hydra.sweeper.batch=2",
+        "hydra.sweeper.budget=4",
+        "hydra.sweeper.lo=2000",
+        "hydra.sweeper.hi=20000",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((sweep_dir / sweep.THRESHOLD_JSON).read_text())
+    assert doc["runs"] == 4 and len(doc["cells"]) == 1
+    assert doc["parameter"] == "scenario.expected_arrivals"
+    assert all(isinstance(x, float) and x == int(x) for x in doc["cells"][0]["x"])  # integer
+    assert len(read_summary(sweep_dir / "sweep.h5")) == 4
