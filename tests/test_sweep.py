@@ -238,7 +238,11 @@ def _sweeper(overrides: list[str]) -> dict[str, object]:
     return {str(k): v for k, v in node.items()}
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "sweep").glob("*.yaml")))
+CONF = Path(__file__).resolve().parents[1] / "conf"
+SWEEP_FILES = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SWEEP_FILES)
 def test_every_sweep_file_plans_and_checks(name: str) -> None:
     from sim.hydra_app import check_overrides
 
