@@ -1,0 +1,120 @@
+"""One look for every report figure, and axis labels that always carry units.
+
+``apply()`` sets the seaborn theme (a fixed context, style and palette) and never touches the
+backend, so it is safe under Agg (tests, batch jobs) and in notebooks alike. ``label(name, units)``
+turns an archive column or parameter into ``"Listeners in the room (people)"``: a known name gets
+its words and display units from ``QUANTITIES``, any other name its archive units
+(``sim.archive.units_of``: ``s``, ``1/s``, ``count``, ``1``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import seaborn as sns
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+Context = Literal["paper", "notebook", "talk", "poster"]
+CONTEXT: Context = "notebook"
+STYLE: Literal["whitegrid"] = "whitegrid"
+PALETTE = "colorblind"
+
+QUANTITIES: dict[str, tuple[str, str]] = {
+    # time
+    "t_s": ("Time", "s"),
+    # states at the end of a tick
+    "concurrent": ("Listeners in the room", "people"),
+    "trying": ("People trying", "people"),
+    "waiting": ("In waiting rooms", "people"),
+    "connections": ("Connections held", "connections"),
+    "nodes_up": ("Nodes up", "nodes"),
+    "retries_pending": ("Retries pending", "attempts"),
+    "held": ("Held", "people"),
+    # counts of events in a tick
+    "arrivals": ("New listeners", "people/tick"),
+    "attempts": ("Join attempts", "attempts/tick"),
+    "admitted": ("Admitted attempts", "attempts/tick"),
+    "joining": ("Attempts that will join", "attempts/tick"),
+    "joined": ("Joins completed", "people/tick"),
+    "abandoned": ("Gave up", "people/tick"),
+    "left": ("Left", "people/tick"),
+    "reconnects": ("Reconnects", "people/tick"),
+    "dropped": ("Dropped", "people/tick"),
+    # rates and latencies
+    "join_capacity_per_s": ("Join capacity", "1/s"),
+    "goodput_per_s": ("Joins completed", "1/s"),
+    "offered_per_s": ("Offered load", "1/s"),
+    "attempt_rate_per_s": ("Join attempts", "1/s"),
+    "join_latency_p50_s": ("Join latency p50", "s"),
+    "join_latency_p99_s": ("Join latency p99", "s"),
+    "connected_share": ("Connected", "share"),
+    # parameters and summary metrics
+    "seed": ("Seed", "index"),
+    "platform.nodes": ("Nodes", "nodes"),
+    "platform.join_workers": ("Join workers per node", "workers"),
+    "workers": ("Join workers", "workers"),
+    "scenario.expected_arrivals": ("Expected arrivals", "people"),
+    "expected_arrivals": ("Expected arrivals", "people"),
+    "arrival_rate_per_s": ("Arrival rate", "1/s"),
+    "service_rate_per_s": ("Service rate", "1/s"),
+    "failed": ("Failure probability", "share of runs"),
+    "time_to_stable_s": ("Time to stable", "s"),
+    "goodput_joins_per_s": ("Goodput", "joins/s"),
+    "abandoned_share": ("Gave up", "share"),
+    "reject_share": ("Rejected", "share"),
+    "retry_amplification": ("Retry amplification", "attempts/arrival"),
+    "peak_concurrent": ("Peak listeners", "people"),
+}
+"""Display words and units of known columns: ``name -> (quantity, units)``."""
+
+_ARCHIVE_UNITS = {"count": "count", "1": "ratio", "": "value"}
+
+
+def apply(context: Context = CONTEXT) -> None:
+    """Set the report theme (seaborn ``set_theme``); the matplotlib backend is left alone."""
+    sns.set_theme(context=context, style=STYLE, palette=PALETTE)
+
+
+def colors(n: int) -> list[tuple[float, float, float]]:
+    """``n`` colours of the report palette."""
+    return [tuple(c) for c in sns.color_palette(PALETTE, n)]  # type: ignore[misc]
+
+
+def quantity(name: str, units: str | None = None, total: bool = False) -> tuple[str, str]:
+    """``(words, display units)`` of a column or parameter; ``units`` are the archive's.
+
+    ``total``: the name is a run's summary (``joined``: people in all), not a per-tick count.
+    """
+    words, u = _quantity(name, units)
+    return (words, u.removesuffix("/tick")) if total else (words, u)
+
+
+def _quantity(name: str, units: str | None) -> tuple[str, str]:
+    if name in QUANTITIES:
+        return QUANTITIES[name]
+    if name.startswith("rejected_") or name.startswith("rejected."):
+        return f"Rejected ({name.split('_', 1)[-1].split('.', 1)[-1]})", "attempts/tick"
+    words = name.rsplit(".", 1)[-1].replace("_", " ")
+    words = words[:1].upper() + words[1:]
+    u = units if units is not None else ""
+    if u == "1" and name.endswith("share"):
+        return words, "share"
+    return words, _ARCHIVE_UNITS.get(u, u)
+
+
+def label(name: str, units: str | None = None, total: bool = False) -> str:
+    """``"Words (units)"`` for an axis: ``label("t_s") == "Time (s)"`` (``total``: ``quantity``)."""
+    words, u = quantity(name, units, total)
+    return f"{words} ({u})"
+
+
+def label_axes(ax: Axes, x: str, y: str) -> Axes:
+    """Set both axis labels; each must already read ``"Words (units)"``."""
+    for text in (x, y):
+        if not (text.endswith(")") and "(" in text):
+            raise ValueError(f"axis label {text!r} has no units in parentheses")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    return ax
