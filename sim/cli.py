@@ -167,7 +167,8 @@ def _hydra_run(args: list[str], command_line: str) -> int:
             status["failed"] += 1
         if not multirun:
             print(format_summary(summary))
-        print(f"run dir: {run_dir}{note}")
+        if not multirun or note:  # a sweep names its own dir at the end, under its progress bar
+            print(f"run dir: {run_dir}{note}")
         # what a sweeper reads of a job (sim.sweep): small, picklable for every launcher
         return {k: summary.get(k) for k in ("failed", "engine_failed", "failure_reason")}
 
