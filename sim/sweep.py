@@ -311,6 +311,7 @@ class ThresholdSweeper(_Base):
         batches = _Batches(self, "threshold", spec.budget * len(cells))
         returns: list[Any] = []
         errors: list[str | None] = [None] * len(cells)
+        job_nums: list[list[int]] = [[] for _ in cells]  # the job (run dir) of each told run
         with logging_redirect_tqdm():
             while True:
                 plan: list[tuple[int, list[float]]] = []
@@ -328,20 +329,22 @@ class ThresholdSweeper(_Base):
                         seed = run_seed(base_seed, counts[i])
                         jobs.append([*cells[i], f"{self.parameter}={value}", f"{seed_key}={seed}"])
                         counts[i] += 1
+                first_job = batches.next_idx
                 results = batches.launch(jobs)
                 returns.append(results)
                 k = 0
                 for i, xs in plan:
                     got = results[k : k + len(xs)]
-                    k += len(xs)
                     bad = [r.get("failure_reason") for r in got if r.get("engine_failed")]
                     if bad:
                         errors[i] = f"{len(bad)} run(s) could not finish: {bad[0]}"
-                        continue
-                    searches[i].tell(xs, [bool(r.get("failed")) for r in got])
+                    else:
+                        searches[i].tell(xs, [bool(r.get("failed")) for r in got])
+                        job_nums[i].extend(range(first_job + k, first_job + k + len(xs)))
+                    k += len(xs)
         stats = batches.close()
         stats.thresholds = [
-            _cell_result(self.parameter, cells[i], s.result(), errors[i])
+            _cell_result(self.parameter, cells[i], s.result(), errors[i]) | {"jobs": job_nums[i]}
             for i, s in enumerate(searches)
         ]
         stats.path = write_threshold(sweep_dir, self.parameter, stats.thresholds, spec)
@@ -387,6 +390,8 @@ def write_threshold(
         "parameter": parameter,
         "target": spec.target,
         "confidence": spec.confidence,
+        "log_scale": spec.log_scale,
+        "increasing": spec.increasing,
         **{k: first.get(k) for k in ("estimate", "ci_low", "ci_high", "stop_reason")},
         "runs": sum(int(c["runs"]) for c in cells),
         "cells": cells,

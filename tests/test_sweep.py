@@ -288,5 +288,11 @@ def test_a_threshold_study_runs_at_a_tiny_budget(name: str, tmp_path: Path) -> N
     doc = json.loads((sweep_dir / sweep.THRESHOLD_JSON).read_text())
     assert doc["runs"] == 4 and len(doc["cells"]) == 1
     assert doc["parameter"] == "scenario.expected_arrivals"
-    assert all(isinstance(x, float) and x == int(x) for x in doc["cells"][0]["x"])  # integer
-    assert len(read_summary(sweep_dir / "sweep.h5")) == 4
+    cell = doc["cells"][0]
+    assert all(isinstance(x, float) and x == int(x) for x in cell["x"])  # integer
+    assert doc["log_scale"] is True and doc["increasing"] is True
+    table = read_summary(sweep_dir / "sweep.h5").set_index("run")
+    assert len(table) == 4 and sorted(cell["jobs"]) == [0, 1, 2, 3]
+    # each told run points at its job's row of the archive
+    for job, x in zip(cell["jobs"], cell["x"], strict=True):
+        assert table.loc[job, "scenario.expected_arrivals"] == x
