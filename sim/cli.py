@@ -39,6 +39,9 @@ commands:
   inspect ARCHIVE [--json]
                       what a run.h5 or sweep.h5 holds: schema version, provenance,
                       runs with status and key metrics, datasets with shapes and units.
+  report ARCHIVE [--out DIR]
+                      an HTML report (figures, findings) of a run or a sweep, with every
+                      figure as PNG and SVG; the sections the archive supports.
   validate ...        simulate the join queue against queueing theory (Erlang B/C/A,
                       M/M/c/K); `spacesim validate --help`.
   bench [--json]      throughput of the kernels and the engine on this machine.
@@ -329,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_sweep(args[1:], "threshold")
     if args and args[0] == "inspect":
         return cmd_inspect(args[1:])
+    if args and args[0] == "report":
+        from sim.report import main as report_main
+
+        return report_main(args[1:])
     if args and args[0] == "bench":
         from sim.bench import main as bench_main
 
@@ -340,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spacesim", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = ["run", "sweep", "threshold", "inspect", "validate", "bench"]
+    commands = ["run", "sweep", "threshold", "inspect", "report", "validate", "bench"]
     parser.add_argument("command", nargs="?", choices=commands, help="what to do")
     ns = parser.parse_args(args)
     if ns.command is None:

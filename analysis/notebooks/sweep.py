@@ -1,0 +1,76 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Sweep
+#
+# A heatmap of a metric over two swept parameters, or its mean and interval per value of the one
+# swept parameter.
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from analysis import frames, plots, stats, theme
+
+# %% tags=["parameters"]
+archive = ""
+out = ""
+
+# %%
+plt.switch_backend("agg")  # files only, no inline output
+theme.apply()
+out_dir = Path(out)
+out_dir.mkdir(parents=True, exist_ok=True)
+s = frames.summary(archive)
+for p in s.attrs["parameters"]:  # 4 significant digits: readable axis ticks and findings
+    if s[p].dtype.kind == "f":
+        s[p] = s[p].map(lambda v: float(f"{v:.4g}"))
+varied = [p for p in s.attrs["parameters"] if s[p].nunique() > 1]
+params = [p for p in varied if p != "seed"] or varied  # seeds are replications, not a factor
+value = next(v for v in ("goodput_joins_per_s", "joined", "failed") if v in s.columns)
+# the parameters with few levels (a grid), the seed last
+grid = sorted((p for p in params if s[p].nunique() <= 12), key=lambda p: p == "seed")
+figures = []
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4.5))
+if len(grid) >= 2:
+    x, y = grid[0], grid[1]
+    plots.heatmap(s, x, y, value, ax=ax)
+    what = f"over {x} and {y}"
+else:
+    x = grid[0] if grid else params[0]
+    if s[x].nunique() <= 12:
+        g = stats.grouped_ci(s, x, value)
+        plots.policy_comparison(g, ax=ax, value=value)
+    else:
+        ax.scatter(s[x].astype(float), s[value].astype(float), color=theme.colors(1)[0])
+        theme.label_axes(ax, theme.label(x), theme.label(value, total=True))
+    what = f"per {x}"
+fig.tight_layout()
+for ext in ("png", "svg"):
+    fig.savefig(out_dir / f"sweep.{ext}", dpi=100)
+figures.append("sweep.png")
+
+# %%
+v = s[value].astype(float)
+best = s.loc[v.idxmax()]
+findings = (
+    f"{len(s)} runs swept {', '.join(params)}; {value} ranges from {v.min():.4g} to "
+    f"{v.max():.4g} (highest at {', '.join(f'{p}={best[p]:g}' for p in params)}), shown {what}."
+)
+sidecar = {"section": "sweep", "title": "Sweep", "findings": findings, "figures": figures}
+(out_dir / "sweep.findings.json").write_text(json.dumps(sidecar, indent=2))
+print(findings)
