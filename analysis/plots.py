@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def number(v: float) -> str:
+    """A value for a label or a sentence: 29,061 for a count-sized value, 4 digits otherwise."""
+    return f"{v:,.0f}" if math.isfinite(v) and abs(v) >= 1000 else f"{v:.4g}"
+
+
 def _axes(ax: Axes | None) -> Axes:
     if ax is not None:
         return ax
@@ -105,17 +110,18 @@ def failure_curve(
         conf = float(cell.get("confidence", math.nan))
         ax.axvspan(lo, hi, color=c_fit, alpha=0.15, gid="interval", label=f"{conf:.0%} interval")
     if math.isfinite(est):
-        ax.axvline(est, color="k", ls="--", lw=1.0, gid="estimate", label=f"threshold {est:.4g}")
+        label = f"threshold {number(est)}"
+        ax.axvline(est, color="k", ls="--", lw=1.0, gid="estimate", label=label)
     target = float(cell.get("target", math.nan))
     if math.isfinite(target):
         ax.axhline(target, color="0.5", ls=":", lw=0.8, gid="target")
     if bool(cell.get("log_scale", False)):
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import FuncFormatter, NullFormatter
 
         ax.set_xscale("log")
         plain = FuncFormatter(lambda v, _: f"{v:g}")
         ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(plain)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # 2..9 x 10^k labels overlap
     ax.set_ylim(-0.05, 1.05)
     param = str(cell.get("parameter", "x"))
     theme.label_axes(ax, theme.label(param), theme.label("failed"))

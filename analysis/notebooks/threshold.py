@@ -66,7 +66,7 @@ def interval(cell):
     est, lo, hi = (float(cell[k]) for k in ("estimate", "ci_low", "ci_high"))
     if not math.isfinite(est):
         return f"no estimate (stop: {cell['stop_reason']})"
-    return f"{est:.4g} [{lo:.4g}, {hi:.4g}]"
+    return f"{plots.number(est)} [{plots.number(lo)}, {plots.number(hi)}]"
 
 
 head = f"{first['parameter']} at P(failure) = {float(first['target']):g}"
