@@ -5,9 +5,6 @@ once by the real CLI (in parallel) and read back through ``sim.archive``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from scipy import stats as sps
 
 from analysis import frames, plots, stats, theme
 from sim.archive import read_events, read_summary, read_timeseries
+from tests.conftest import make_archives
 
 SURGE = ["experiment=bench_surge", "scenario.expected_arrivals=2000"]
 JOBS = {
@@ -47,24 +45,7 @@ JOBS = {
 def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The three archives' directories, made at once by ``spacesim`` subprocesses."""
     root = tmp_path_factory.mktemp("analysis")
-    exe = str(Path(sys.executable).with_name("spacesim"))
-    env = os.environ | {"HYDRA_FULL_ERROR": "1"}
-    dirs = {name: root / name for name in JOBS}
-    procs = {}
-    for name, args in JOBS.items():
-        where = "hydra.run.dir" if name == "run" else "hydra.sweep.dir"
-        procs[name] = subprocess.Popen(
-            [exe, *args, f"{where}={dirs[name]}"],
-            cwd=root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    for name, p in procs.items():
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, f"{name}: {err[-2000:]}"
-    return dirs
+    return make_archives(root, JOBS)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ a real kernel."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from sim.archive import ArchiveError, read_timeseries
 from sim.report import REPORT_HTML, ReportResult, build_report, main
+from tests.conftest import make_archives
 
 JOBS = {
     "run": ["run", "experiment=bench_surge", "scenario.expected_arrivals=2000"],
@@ -34,24 +34,7 @@ IMG = '<img src="data:image/png;base64,'
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("report")
-    exe = str(Path(sys.executable).with_name("spacesim"))
-    env = os.environ | {"HYDRA_FULL_ERROR": "1"}
-    dirs = {name: root / name for name in JOBS}
-    procs = {}
-    for name, args in JOBS.items():
-        where = "hydra.run.dir" if name == "run" else "hydra.sweep.dir"
-        procs[name] = subprocess.Popen(
-            [exe, *args, f"{where}={dirs[name]}"],
-            cwd=root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    for name, p in procs.items():
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, f"{name}: {err[-2000:]}"
-    return dirs
+    return make_archives(root, JOBS)
 
 
 @pytest.fixture(scope="module")

@@ -17,22 +17,17 @@
 # swept parameter.
 
 # %%
-import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from analysis import frames, plots, stats, theme
+from analysis import frames, notebook, plots, stats, theme
 
 # %% tags=["parameters"]
 archive = ""
 out = ""
 
 # %%
-plt.switch_backend("agg")  # files only, no inline output
-theme.apply()
-out_dir = Path(out)
-out_dir.mkdir(parents=True, exist_ok=True)
+out_dir = notebook.start(out)
 s = frames.summary(archive)
 for p in s.attrs["parameters"]:  # 4 significant digits: readable axis ticks and findings
     if s[p].dtype.kind == "f":
@@ -59,10 +54,7 @@ else:
         ax.scatter(s[x].astype(float), s[value].astype(float), color=theme.colors(1)[0])
         theme.label_axes(ax, theme.label(x), theme.label(value, total=True))
     what = f"per {x}"
-fig.tight_layout()
-for ext in ("png", "svg"):
-    fig.savefig(out_dir / f"sweep.{ext}", dpi=100)
-figures.append("sweep.png")
+figures.append(notebook.save(fig, out_dir, "sweep"))
 
 # %%
 v = s[value].astype(float)
@@ -71,6 +63,4 @@ findings = (
     f"{len(s)} runs swept {', '.join(params)}; {value} ranges from {v.min():.4g} to "
     f"{v.max():.4g} (highest at {', '.join(f'{p}={best[p]:g}' for p in params)}), shown {what}."
 )
-sidecar = {"section": "sweep", "title": "Sweep", "findings": findings, "figures": figures}
-(out_dir / "sweep.findings.json").write_text(json.dumps(sidecar, indent=2))
-print(findings)
+notebook.finish(out_dir, "sweep", "Sweep", findings, figures)

@@ -17,23 +17,18 @@
 # capacity curve (estimates against a second parameter) when the search has several cells.
 
 # %%
-import json
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from analysis import frames, plots, theme
+from analysis import frames, notebook, plots
 
 # %% tags=["parameters"]
 archive = ""
 out = ""
 
 # %%
-plt.switch_backend("agg")  # files only, no inline output
-theme.apply()
-out_dir = Path(out)
-out_dir.mkdir(parents=True, exist_ok=True)
+out_dir = notebook.start(out)
 cells, runs = frames.threshold(archive)
 figures = []
 
@@ -41,10 +36,7 @@ figures = []
 fig, ax = plt.subplots(figsize=(7, 4))
 first = cells.iloc[0]
 plots.failure_curve(runs, first, ax=ax)
-fig.tight_layout()
-for ext in ("png", "svg"):
-    fig.savefig(out_dir / f"failure_curve.{ext}", dpi=100)
-figures.append("failure_curve.png")
+figures.append(notebook.save(fig, out_dir, "failure_curve"))
 
 # %%
 varied = [
@@ -55,10 +47,7 @@ varied = [
 if len(cells) > 1 and varied:
     fig, ax = plt.subplots(figsize=(7, 4))
     plots.capacity_curve(cells, varied[0], ax=ax)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out_dir / f"capacity_curve.{ext}", dpi=100)
-    figures.append("capacity_curve.png")
+    figures.append(notebook.save(fig, out_dir, "capacity_curve"))
 
 
 # %%
@@ -80,7 +69,4 @@ else:
     key = varied[0] if varied else "cell"
     parts = [f"{key}={c[key]}: {interval(c)}" for _, c in cells.iterrows()]
     findings = f"{head}: {'; '.join(parts)} ({conf} intervals, {int(cells['runs'].sum())} runs)."
-sidecar = {"section": "threshold", "title": "Failure threshold", "findings": findings}
-sidecar["figures"] = figures
-(out_dir / "threshold.findings.json").write_text(json.dumps(sidecar, indent=2))
-print(findings)
+notebook.finish(out_dir, "threshold", "Failure threshold", findings, figures)

@@ -16,22 +16,17 @@
 # Listeners, people trying, attempts by outcome and nodes up over time, with the run's events.
 
 # %%
-import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from analysis import frames, plots, theme
+from analysis import frames, notebook, plots
 
 # %% tags=["parameters"]
 archive = ""
 out = ""
 
 # %%
-plt.switch_backend("agg")  # files only, no inline output
-theme.apply()
-out_dir = Path(out)
-out_dir.mkdir(parents=True, exist_ok=True)
+out_dir = notebook.start(out)
 df = frames.timeline(archive)
 ev = frames.events(archive)
 summary = frames.summary(archive).iloc[0]
@@ -46,11 +41,7 @@ panels = [
 fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3 * len(panels)), sharex=True, squeeze=False)
 for ax, (_, part) in zip(axes[:, 0], panels, strict=True):
     plots.timeline(part, ax=ax, events=ev)
-fig.tight_layout()
-figures = []
-for ext in ("png", "svg"):
-    fig.savefig(out_dir / f"timeline.{ext}", dpi=100)
-figures.append("timeline.png")
+figures = [notebook.save(fig, out_dir, "timeline")]
 
 # %%
 peak = float(people.loc[people["series"] == "concurrent", "value"].max())
@@ -59,6 +50,4 @@ findings = (
     f"The run peaked at {peak:.0f} listeners in the room, {float(joined):.0f} people joined, "
     f"with {len(ev)} events ({', '.join(sorted(set(ev['kind']))) or 'none'})."
 )
-sidecar = {"section": "timeline", "title": "Run timeline", "findings": findings, "figures": figures}
-(out_dir / "timeline.findings.json").write_text(json.dumps(sidecar, indent=2))
-print(findings)
+notebook.finish(out_dir, "timeline", "Run timeline", findings, figures)
