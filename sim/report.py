@@ -167,7 +167,8 @@ def _execute(section: str, archive: Path, out: Path) -> dict[str, Any]:
     return doc
 
 
-def _first_line(exc: BaseException) -> str:
+def _last_line(exc: BaseException) -> str:
+    """The last non-blank line: where a failed cell's traceback names the error."""
     lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
     return lines[-1] if lines else type(exc).__name__
 
@@ -247,8 +248,8 @@ def build_report(archive: Path, out: Path, progress: bool = False) -> ReportResu
         try:
             doc = _execute(section, path, out)
         except Exception as exc:  # a failing notebook costs its section, not the report
-            log.error("the %s section failed: %s", section, _first_line(exc))
-            result.skipped[section] = f"its notebook failed: {_first_line(exc)}"
+            log.error("the %s section failed: %s", section, _last_line(exc))
+            result.skipped[section] = f"its notebook failed: {_last_line(exc)}"
             continue
         result.sections.append(section)
         result.findings[section] = str(doc.get("findings", ""))
