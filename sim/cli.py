@@ -155,8 +155,9 @@ def _hydra_run(args: list[str], command_line: str) -> int:
         run_dir = Path(hc.runtime.output_dir)
         multirun = hc.mode == RunMode.MULTIRUN
         summary = None
+        config_yaml = job_config_yaml(cfg)
         if multirun:  # a sweep run again into its sweep dir: keep what is complete
-            summary = completed_run(run_dir, config_sha256(job_config_yaml(cfg)))
+            summary = completed_run(run_dir, config_sha256(config_yaml))
         note = "" if summary is None else " (complete: not run again)"
         if summary is None:
             summary = run_job(
@@ -165,6 +166,7 @@ def _hydra_run(args: list[str], command_line: str) -> int:
                 list(hc.overrides.task),
                 job_num=int(hc.job.num) if multirun else None,
                 command_line=command_line,
+                config_yaml=config_yaml,
             )
         if summary.get("engine_failed", summary.get("failed")):  # the run failed, not the room
             status["failed"] += 1

@@ -121,9 +121,13 @@ def run_job(
     *,
     job_num: int | None = None,
     command_line: str = "",
+    config_yaml: str | None = None,
 ) -> dict[str, Any]:
-    """Validate, simulate and write one run; return its summary (written even on failure)."""
-    config_yaml = job_config_yaml(cfg)
+    """Validate, simulate and write one run; return its summary (written even on failure).
+
+    ``config_yaml`` is ``job_config_yaml(cfg)`` when the caller has it already."""
+    if config_yaml is None:
+        config_yaml = job_config_yaml(cfg)
     typed = to_config(cfg)
     try:
         result = run_simulation(typed)

@@ -225,6 +225,9 @@ class _Base(Sweeper):
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
 
+        from sim.job_config import wrap
+
+        hydra_context = wrap(hydra_context)  # each job's config without composing conf/ again
         self.hydra_context = hydra_context
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
