@@ -563,13 +563,26 @@ def variables(cfg: DictConfig) -> dict[str, Any]:
     return {str(k): cfg[k] for k in cfg if k not in known}
 
 
+def _interpolations(node: Any, skip: str = "") -> Iterator[str]:
+    """The text of every interpolation (``${...}``) in ``node``, without copying it."""
+    keys = [k for k in node if k != skip] if OmegaConf.is_dict(node) else range(len(node))
+    for key in keys:
+        child = node._get_node(key)
+        if child is None:
+            continue
+        if child._is_interpolation():
+            yield str(child._value())
+        elif OmegaConf.is_config(child):
+            yield from _interpolations(child)
+
+
 def variable_problems(cfg: DictConfig) -> list[Problem]:
     """Top-level keys that are neither ``Config`` fields nor used experiment variables."""
     found = variables(cfg)
     if not found:
         return []
     known = sorted(f.name for f in dataclasses.fields(Config))
-    text = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]))
+    text = "\n".join(_interpolations(cfg, skip="hydra"))
     out: list[Problem] = []
     for name, value in found.items():
         allowed = (

@@ -19,8 +19,8 @@ have composed (``tests/test_job_config.py`` compares them); any override of anot
 
 from __future__ import annotations
 
-import copy
 import logging
+import pickle
 from collections import OrderedDict
 from typing import Any
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 16
 # per process: (config name, search path, hydra overrides, group overrides) -> composed config
-_cache: OrderedDict[tuple[Any, ...], DictConfig] = OrderedDict()
+_cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()  # pickled: loads copies it fastest
 
 
 class SweepConfigLoader(ConfigLoaderImpl):
@@ -68,13 +68,13 @@ class SweepConfigLoader(ConfigLoaderImpl):
         )
         base = _cache.get(key)
         if base is None:
-            base = super().load_sweep_config(master_config, [str(o.input_line) for o in rest])
-            _cache[key] = base
+            composed = super().load_sweep_config(master_config, [str(o.input_line) for o in rest])
+            base = _cache[key] = pickle.dumps(composed)
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
         else:
             _cache.move_to_end(key)
-        cfg = copy.deepcopy(base)
+        cfg = pickle.loads(base)
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         task = [o for o in parsed if not o.is_hydra_override()]
         with open_dict(cfg.hydra):

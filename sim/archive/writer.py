@@ -159,8 +159,13 @@ def provenance(command_line: str = "") -> dict[str, str]:
     }
 
 
+@functools.cache
+def _library_versions() -> tuple[tuple[str, str], ...]:
+    return tuple((lib, _version(lib)) for lib in LIBRARIES)  # cached: reading metadata is slow
+
+
 def library_versions() -> dict[str, str]:
-    return {lib: _version(lib) for lib in LIBRARIES}
+    return dict(_library_versions())
 
 
 def created_now() -> str:
