@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 USAGE = """\
 spacesim: capacity planning for live-audio rooms hit by launch surges
@@ -143,39 +146,63 @@ def _hydra_run(args: list[str], command_line: str) -> int:
     from sim.archive import config_sha256
     from sim.config import register
     from sim.hydra_app import conf_dir
+    from sim.job_config import point_config
     from sim.runner import completed_run, format_summary, job_config_yaml, run_job
+    from sim.sweep import POINTS_JSON
 
     register()
     callbacks.reset()
     status = {"failed": 0}
 
-    @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
-    def task(cfg: DictConfig) -> dict[str, Any]:
-        hc = HydraConfig.get()
-        run_dir = Path(hc.runtime.output_dir)
-        multirun = hc.mode == RunMode.MULTIRUN
+    def one(
+        cfg: DictConfig, run_dir: Path, overrides: list[str], num: int | None
+    ) -> dict[str, Any]:
+        """Run one config into ``run_dir`` (``num``: its number in a sweep, else ``None``)."""
         summary = None
         config_yaml = job_config_yaml(cfg)
-        if multirun:  # a sweep run again into its sweep dir: keep what is complete
+        if num is not None:  # a sweep run again into its sweep dir: keep what is complete
             summary = completed_run(run_dir, config_sha256(config_yaml))
         note = "" if summary is None else " (complete: not run again)"
         if summary is None:
             summary = run_job(
                 cfg,
                 run_dir,
-                list(hc.overrides.task),
-                job_num=int(hc.job.num) if multirun else None,
+                overrides,
+                job_num=num,
                 command_line=command_line,
                 config_yaml=config_yaml,
             )
         if summary.get("engine_failed", summary.get("failed")):  # the run failed, not the room
             status["failed"] += 1
-        if not multirun:
+        if num is None:
             print(format_summary(summary))
-        if not multirun or note:  # a sweep names its own dir at the end, under its progress bar
+        if num is None or note:  # a sweep names its own dir at the end, under its progress bar
             print(f"run dir: {run_dir}{note}")
-        # what a sweeper reads of a job (sim.sweep): small, picklable for every launcher
+        # what a sweeper reads of a run (sim.sweep): small, picklable for every launcher
         return {k: summary.get(k) for k in ("failed", "engine_failed", "failure_reason")}
+
+    def point(cfg: DictConfig, sweep_dir: Path, p: dict[str, Any]) -> dict[str, Any]:
+        """One run of a job of several runs; a run that cannot start fails alone."""
+        try:
+            run_cfg = point_config(cfg, p["values"])
+            return one(run_cfg, sweep_dir / str(p["num"]), list(p["overrides"]), int(p["num"]))
+        except Exception as exc:
+            log.exception("run %s could not run", p.get("num"))
+            reason = f"{type(exc).__name__}: {exc}"
+            return {"failed": True, "engine_failed": True, "failure_reason": reason}
+
+    @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
+    def task(cfg: DictConfig) -> dict[str, Any]:
+        hc = HydraConfig.get()
+        run_dir = Path(hc.runtime.output_dir)
+        if hc.mode != RunMode.MULTIRUN:
+            return one(cfg, run_dir, list(hc.overrides.task), None)
+        points = run_dir / POINTS_JSON
+        if not points.is_file():
+            return one(cfg, run_dir, list(hc.overrides.task), int(hc.job.num))
+        # a job of several runs (sim.sweep.group_runs): run_dir is SWEEP_DIR/groups/N
+        sweep_dir = run_dir.parent.parent
+        return {"points": [point(cfg, sweep_dir, p) for p in json.loads(points.read_text())]}
 
     argv = sys.argv
     sys.argv = ["spacesim run", *args]

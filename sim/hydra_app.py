@@ -171,7 +171,12 @@ def sweeper_overrides(overrides: list[str]) -> list[str]:
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             first = next(iter(_combinations(overrides, True)), [])
-            hydra_keys = [o for o in overrides if _is_hydra_key(o)]
+            # the sweeper's own settings (hydra.sweeper.runs_per_job=4) are not the basic one's
+            hydra_keys = [
+                o
+                for o in overrides
+                if _is_hydra_key(o) and not o.lstrip("+~").startswith("hydra.sweeper.")
+            ]
             cfg = compose(
                 config_name="config", overrides=[*first, *hydra_keys], return_hydra_config=True
             )

@@ -19,8 +19,8 @@ have composed (``tests/test_job_config.py`` compares them); any override of anot
 
 from __future__ import annotations
 
+import copy
 import logging
-import pickle
 from collections import OrderedDict
 from typing import Any
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 16
 # per process: (config name, search path, hydra overrides, group overrides) -> composed config
-_cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()  # pickled: loads copies it fastest
+_cache: OrderedDict[tuple[Any, ...], DictConfig] = OrderedDict()
 
 
 class SweepConfigLoader(ConfigLoaderImpl):
@@ -48,6 +48,11 @@ class SweepConfigLoader(ConfigLoaderImpl):
             and not o.is_sweep_override()
             and not self.repository.group_exists(o.key_or_group)
         )
+
+    def is_value_override(self, text: str) -> bool:
+        """Whether the override ``text`` only sets a value (``seed=3``, ``platform.nodes=8``)."""
+        (o,) = OverridesParser.create().parse_overrides([text])
+        return self._is_value(o)
 
     def load_sweep_config(
         self, master_config: DictConfig, sweep_overrides: list[str]
@@ -68,13 +73,15 @@ class SweepConfigLoader(ConfigLoaderImpl):
         )
         base = _cache.get(key)
         if base is None:
-            composed = super().load_sweep_config(master_config, [str(o.input_line) for o in rest])
-            base = _cache[key] = pickle.dumps(composed)
+            # copied, not pickled: in a joblib worker Hydra's plugin scan imports the launcher's
+            # config classes again, and pickle refuses a class that is not the imported one
+            base = super().load_sweep_config(master_config, [str(o.input_line) for o in rest])
+            _cache[key] = base
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
         else:
             _cache.move_to_end(key)
-        cfg = pickle.loads(base)
+        cfg = copy.deepcopy(base)
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         task = [o for o in parsed if not o.is_hydra_override()]
         with open_dict(cfg.hydra):
@@ -101,3 +108,13 @@ def wrap(hydra_context: Any) -> Any:
     return dataclasses.replace(
         hydra_context, config_loader=SweepConfigLoader(loader.config_search_path)
     )
+
+
+def point_config(cfg: DictConfig, values: list[str]) -> DictConfig:
+    """A copy of a job's config with the value overrides ``values`` applied, as Hydra applies
+    them after composing: the config of another run of the same job (``sim.sweep.group_runs``)."""
+    out = copy.deepcopy(cfg)
+    ConfigLoaderImpl._apply_overrides_to_config(
+        OverridesParser.create().parse_overrides(list(values)), out
+    )
+    return out

@@ -116,6 +116,7 @@ def plan_design(
         problems.append(("hydra.sweeper.design", kind, allowed))
     if replications < 1:
         problems.append(("hydra.sweeper.replications", replications, "an integer >= 1"))
+    problems += _runs_per_job_problems(sweeper)
     ranges: list[design.Range] = []
     if kind != "grid":
         ranges, more = design.parse_ranges(sweeper.get("ranges") or {})
@@ -147,7 +148,8 @@ def _problem_text(problems: Sequence[design.Problem]) -> str:
 def search_spec(sweeper: Mapping[str, Any]) -> SearchSpec:
     """The ``SearchSpec`` of a threshold sweeper config (raises ValueError naming bad keys)."""
     names = SearchSpec.__dataclass_fields__
-    unknown = sorted(set(sweeper) - set(names) - {"parameter", "params", "_target_"})
+    own = {"parameter", "params", "runs_per_job", "_target_"}
+    unknown = sorted(set(sweeper) - set(names) - own)
     if unknown:
         allowed = f"a key of the threshold search: parameter, params, {', '.join(names)}"
         raise ValueError(_problem_text([(f"hydra.sweeper.{unknown[0]}", "?", allowed)]))
@@ -157,6 +159,7 @@ def search_spec(sweeper: Mapping[str, Any]) -> SearchSpec:
     except TypeError as exc:
         raise ValueError(f"invalid config: hydra.sweeper: {exc}") from exc
     problems = [(f"hydra.sweeper.{k}", v, a) for k, v, a in spec.problems()]
+    problems += _runs_per_job_problems(sweeper)
     if not str(sweeper.get("parameter") or ""):
         problems.insert(0, ("hydra.sweeper.parameter", sweeper.get("parameter"), "a config key"))
     if problems:
@@ -182,33 +185,99 @@ def _format_x(x: float, spec: SearchSpec) -> str:
     return design.format_value(round(x) if spec.integer else float(x))
 
 
+def _value(r: Any) -> dict[str, Any]:
+    """What a job returned, or a failed run's dict when it raised."""
+    try:
+        value = r.return_value  # raises the job's exception if it raised
+    except Exception as exc:
+        log.error("job %s raised: %s", getattr(r, "overrides", "?"), exc)
+        value = {"failed": True, "engine_failed": True, "failure_reason": str(exc)}
+    return dict(value) if isinstance(value, Mapping) else {"failed": None}
+
+
+GROUPS_DIR = "groups"  # the Hydra job dirs of jobs of several runs: groups/N/
+POINTS_JSON = "points.json"  # in such a job dir: its runs (number, overrides, values to set)
+GROUP_SUBDIR = "hydra.sweep.subdir=" + GROUPS_DIR + "/${hydra.job.num}"
+MAX_RUNS_PER_JOB = 32
+
+
+def group_runs(batch: Sequence[Sequence[str]], size: int, is_value: Any) -> list[list[int]]:
+    """Consecutive runs of ``batch`` that one Hydra job can run, up to ``size`` per job.
+
+    Runs share a job when they differ only in the values of the same keys (``seed=1`` and
+    ``seed=2``; ``x=1.5 seed=7`` and ``x=2.25 seed=8``): the job's config is composed for the
+    first, and each run sets its own values on a copy of it, as Hydra would after composing
+    (``sim.job_config``). A different config group or any other kind of override starts a job.
+    """
+    groups: list[list[int]] = []
+    last: tuple[str, ...] | None = None
+    for i, job in enumerate(batch):
+        shape = tuple(_key(o) + "=" if is_value(o) else o for o in job)
+        if groups and shape == last and len(groups[-1]) < size:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+        last = shape
+    return groups
+
+
 class _Batches:
     """Launch batches through the launcher, with the progress bar and the stats."""
 
     def __init__(self, sweeper: Any, kind: str, total: int) -> None:
         self.sweeper = sweeper
-        self.next_idx = 0
+        self.next_idx = 0  # the number (run dir) of the next run
+        self.next_group = 0  # the Hydra job number of the next job of several runs
         self.stats = SweepStats(kind)
         self.t0 = time.perf_counter()
         self.bar = tqdm(total=total, desc=kind, unit=" runs", disable=None, leave=False)
 
     def launch(self, batch: list[list[str]]) -> list[dict[str, Any]]:
-        returns = self.sweeper.launcher.launch(batch, initial_job_idx=self.next_idx)
+        """Run ``batch`` (one override list per run); each run's small result dict, in order."""
+        size = self.sweeper.runs_per_job_for(len(batch))
+        if size > 1:
+            values = self._launch_grouped(batch, size)
+        else:
+            returns = self.sweeper.launcher.launch(batch, initial_job_idx=self.next_idx)
+            values = [_value(r) for r in returns]
         self.next_idx += len(batch)
-        out: list[dict[str, Any]] = []
-        for r in returns:
-            try:
-                value = r.return_value  # raises the job's exception if it raised
-            except Exception as exc:
-                log.error("job %s raised: %s", getattr(r, "overrides", "?"), exc)
-                value = {"failed": True, "engine_failed": True, "failure_reason": str(exc)}
-            value = dict(value) if isinstance(value, Mapping) else {"failed": None}
-            out.append(value)
+        for value in values:
             self.stats.runs += 1
             self.stats.failed += bool(value.get("failed"))
             self.stats.errors += bool(value.get("engine_failed"))
         self.bar.update(len(batch))
         self.bar.set_postfix(failed=self.stats.failed, errors=self.stats.errors)
+        return values
+
+    def _launch_grouped(self, batch: list[list[str]], size: int) -> list[dict[str, Any]]:
+        """Launch ``batch`` as Hydra jobs of up to ``size`` runs each (see ``group_runs``)."""
+        loader = self.sweeper.hydra_context.config_loader
+        groups = group_runs(batch, size, loader.is_value_override)
+        root = Path(str(self.sweeper.config.hydra.sweep.dir)) / GROUPS_DIR
+        jobs = []
+        for j, group in enumerate(groups):
+            points = [
+                {
+                    "num": self.next_idx + i,
+                    "overrides": batch[i],
+                    "values": [o for o in batch[i] if loader.is_value_override(o)],
+                }
+                for i in group
+            ]
+            folder = root / str(self.next_group + j)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / POINTS_JSON).write_text(json.dumps(points, indent=1) + "\n")
+            jobs.append([*batch[group[0]], GROUP_SUBDIR])
+        returns = self.sweeper.launcher.launch(jobs, initial_job_idx=self.next_group)
+        self.next_group += len(groups)
+        out: list[dict[str, Any]] = [{} for _ in batch]
+        for group, r in zip(groups, returns, strict=True):
+            value = _value(r)
+            runs = value.get("points")
+            if not isinstance(runs, list) or len(runs) != len(group):  # the whole job failed
+                runs = [value] * len(group)
+            for i, run in zip(group, runs, strict=True):
+                out[i] = dict(run) if isinstance(run, Mapping) else {"failed": None}
         return out
 
     def close(self) -> SweepStats:
@@ -247,8 +316,48 @@ class _Base(Sweeper):
             size = max(default, 4 * int(jobs)) if isinstance(jobs, int) and jobs > 0 else default
         return max(1, int(size))
 
+    def runs_per_job_for(self, n: int) -> int:
+        """How many of a batch of ``n`` runs one Hydra job runs (``runs_per_job``; null: about
+        a quarter of the batch per worker, at most ``MAX_RUNS_PER_JOB``). 1 when the job
+        configs come from another config loader or run dirs are not named by job number."""
+        from sim.job_config import SweepConfigLoader
+
+        if not isinstance(self.hydra_context.config_loader, SweepConfigLoader):
+            return 1
+        sweep = OmegaConf.to_container(self.config.hydra.sweep, resolve=False)
+        if not isinstance(sweep, dict) or sweep.get("subdir") != "${hydra.job.num}":
+            return 1
+        if self.runs_per_job is not None:
+            return max(1, int(self.runs_per_job))
+        launcher = self.config.hydra.launcher
+        workers = next(
+            (
+                int(launcher[k])
+                for k in ("n_jobs", "array_parallelism")
+                if isinstance(launcher.get(k), int) and launcher[k] > 0
+            ),
+            1 if str(launcher.get("_target_", "")).endswith("BasicLauncher") else 8,
+        )
+        return max(1, min(MAX_RUNS_PER_JOB, math.ceil(n / (4 * workers))))
+
     max_batch_size: int | None = None
+    runs_per_job: int | None = None
     config: DictConfig
+    hydra_context: Any
+
+
+def _runs_per_job_problems(sweeper: Mapping[str, Any]) -> list[design.Problem]:
+    value = sweeper.get("runs_per_job")
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return []
+    return [("hydra.sweeper.runs_per_job", value, "null (automatic) or an integer >= 1")]
+
+
+def _runs_per_job(value: Any) -> int | None:
+    problems = _runs_per_job_problems({"runs_per_job": value})
+    if problems:
+        raise ValueError(_problem_text(problems))
+    return int(value) if value is not None else None
 
 
 def _plain(node: Any) -> Any:
@@ -268,6 +377,7 @@ class DesignSweeper(_Base):
         ranges: Any = None,
         params: Any = None,
         max_batch_size: int | None = None,
+        runs_per_job: int | None = None,
     ) -> None:
         self.options = {
             "design": design,
@@ -279,6 +389,7 @@ class DesignSweeper(_Base):
             "params": _plain(params) or {},
         }
         self.max_batch_size = max_batch_size
+        self.runs_per_job = _runs_per_job(runs_per_job)
 
     def sweep(self, arguments: list[str]) -> list[Any]:
         jobs = plan_design(arguments, self.options, int(self.config.get("seed", 0)))
@@ -296,7 +407,14 @@ class DesignSweeper(_Base):
 class ThresholdSweeper(_Base):
     """An adaptive threshold search per grid cell (see the module docstring)."""
 
-    def __init__(self, parameter: str = "", params: Any = None, **search: Any) -> None:
+    def __init__(
+        self,
+        parameter: str = "",
+        params: Any = None,
+        runs_per_job: int | None = None,
+        **search: Any,
+    ) -> None:
+        self.runs_per_job = _runs_per_job(runs_per_job)
         self.parameter = parameter
         self.params = _plain(params) or {}
         self.search = {k: _plain(v) for k, v in search.items()}

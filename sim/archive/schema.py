@@ -37,8 +37,9 @@ TMP_SUFFIX = ".tmp"
 STATUSES = ("ok", "failed", "interrupted")
 STATUS_OK, STATUS_FAILED, STATUS_INTERRUPTED = STATUSES
 
-#: gzip level 4 + shuffle: portable (no filter plugin needed on the reader's side)
-COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+#: gzip level 1 + shuffle: portable (no filter plugin needed on the reader's side); level 4 writes
+#: a run 1.5x as slowly for 2% smaller files
+COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 STR = h5py.string_dtype()  # variable-length UTF-8
 EVENT_FIELDS = ("t_s", "kind", "target", "detail")
