@@ -126,3 +126,46 @@ def test_spacesim_report_command(archives: dict[str, Path], tmp_path: Path) -> N
     bad = subprocess.run([exe, "report", str(junk)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.startswith("spacesim report: ") and len(bad.stderr.splitlines()) == 1
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", ["run", "threshold"])
+def test_the_report_loads_in_a_real_browser(
+    name: str, reports: dict[str, ReportResult], tmp_path: Path
+) -> None:
+    """Headless Chromium opens the report from disk (offline: every figure is embedded): every
+    image decodes to a non-zero size, the page logs no error, and a screenshot is saved."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert CHROMIUM.is_file() and CHROMEDRIVER.is_file(), (
+        "no chromium/chromedriver: `apt-get install chromium chromium-driver` (.ci/run does)"
+    )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,2000"):
+        options.add_argument(arg)
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        driver.set_page_load_timeout(60)
+        driver.get(reports[name].html.resolve().as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map("
+            "i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt || ''])"
+        )
+        figures = sum(len(v) for v in reports[name].figures.values())
+        assert len(images) == figures > 0
+        assert all(done and w > 0 and h > 0 for done, w, h, _ in images), images
+        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        assert not errors, errors
+        shot = tmp_path / f"{name}-report.png"
+        assert driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+    finally:
+        driver.quit()
