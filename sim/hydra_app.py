@@ -150,14 +150,21 @@ def _sweeper_jobs(overrides: list[str]) -> list[list[str]] | None:
             seen.setdefault(" ".join(o for o in job if not o.startswith("seed=")), []).append(job)
         return [j for group in seen.values() for j in (group[:1] + group[1:][-1:])]
     if target.endswith(".ThresholdSweeper"):
-        spec = sweep.search_spec(settings)
+        sweep.search_spec(settings)
         parameter = str(settings["parameter"])
         cells = sweep.grid_cells(own, settings.get("params") or {})
-        return [
-            [*(o for o in c if not o.startswith(parameter + "=")), f"{parameter}={x!r}"]
-            for c in cells
-            for x in (float(spec.lo), float(spec.hi))
-        ]
+        jobs = []
+        for c in cells:  # each cell's bracket: its settings may refer to a swept value
+            rest = [o for o in c if not o.startswith(parameter + "=")]
+            try:
+                cell = compose(
+                    config_name="config", overrides=[*rest, *hydra_keys], return_hydra_config=True
+                )
+                spec = sweep.search_spec(sweep.cell_settings(cell, parameter))
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise ValueError("\n".join(_explain(exc, overrides))) from exc
+            jobs += [[*rest, f"{parameter}={x!r}"] for x in (float(spec.lo), float(spec.hi))]
+        return jobs
     return None
 
 

@@ -167,6 +167,14 @@ def search_spec(sweeper: Mapping[str, Any]) -> SearchSpec:
     return spec
 
 
+def cell_settings(cfg: DictConfig, parameter: str) -> dict[str, Any]:
+    """The threshold sweeper's settings as the composed config ``cfg`` of a cell resolves them."""
+    node = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
+    assert isinstance(node, dict)
+    names = set(SearchSpec.__dataclass_fields__) | {"runs_per_job"}
+    return {"parameter": parameter, **{str(k): v for k, v in node.items() if k in names}}
+
+
 def run_seed(base_seed: int, k: int) -> int:
     """The seed of run ``k`` of a threshold search started with ``seed = base_seed``.
 
@@ -420,6 +428,14 @@ class ThresholdSweeper(_Base):
         self.search = {k: _plain(v) for k, v in search.items()}
         self.max_batch_size = None
 
+    def _cell_spec(self, cell: list[str], spec: SearchSpec) -> SearchSpec:
+        """The search of one cell: the sweeper's settings resolved in that cell's config, so a
+        bracket that refers to a swept value (``lo: ${mul:0.25,${workers}}``) follows it."""
+        if not cell:
+            return spec
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(cell))
+        return search_spec(cell_settings(cfg, self.parameter))
+
     def sweep(self, arguments: list[str]) -> list[Any]:
         spec = search_spec({"parameter": self.parameter, **self.search})
         seed_key = "seed"
@@ -427,7 +443,8 @@ class ThresholdSweeper(_Base):
         cells = [[o for o in c if _key(o) != self.parameter] for c in cells]
         base_seed = int(self.config.get("seed", 0))
         sweep_dir = self._sweep_dir()
-        searches = [ThresholdSearch(spec) for _ in cells]
+        specs = [self._cell_spec(cell, spec) for cell in cells]
+        searches = [ThresholdSearch(cell_spec) for cell_spec in specs]
         counts = [0] * len(cells)
         batches = _Batches(self, "threshold", spec.budget * len(cells))
         returns: list[Any] = []
@@ -446,7 +463,7 @@ class ThresholdSweeper(_Base):
                 jobs: list[list[str]] = []
                 for i, xs in plan:
                     for x in xs:
-                        value = _format_x(x, spec)
+                        value = _format_x(x, specs[i])
                         seed = run_seed(base_seed, counts[i])
                         jobs.append([*cells[i], f"{self.parameter}={value}", f"{seed_key}={seed}"])
                         counts[i] += 1

@@ -98,6 +98,10 @@ def test_a_capacity_curve_covers_erlang_b_at_each_worker_count(tmp_path: Path) -
         assert f"workers={c}" in cell["overrides"]
         exact = erlang_b_load(c, 0.1) * 2.0
         assert cell["ci_low"] <= exact <= cell["ci_high"], (c, cell["ci_low"], exact)
+        # each cell's bracket is the experiment's lo/hi (0.25 and 1.5 x workers x mu) for its
+        # own workers, not for the default: the search starts at its ends and needs no widening
+        assert min(cell["x"]) == pytest.approx(0.25 * c * 2.0)
+        assert max(cell["x"]) == pytest.approx(1.5 * c * 2.0)
     assert doc["runs"] == sum(c["runs"] for c in doc["cells"])
     assert len(read_summary(sweep_dir / "sweep.h5")) == doc["runs"]
     # resuming the finished search runs nothing again and gives the same result
