@@ -46,10 +46,10 @@ KERNEL_TESTS := tests/test_arrivals.py tests/test_queue_kernel.py tests/test_pip
 NO_JIT_DESELECT := --deselect tests/test_prefetch.py::test_prefetch_is_an_instruction
 
 # First the kernels compile once into numba's cache (sim.warm) while the plain-Python pass runs
-# beside it on the other core; then the main pass, whose workers and `spacesim` subprocesses
+# beside it; then the main pass, whose workers and `spacesim` subprocesses
 # load the cache instead of each compiling the same kernels at once.
 pytest: $(STAMP)
-	NUMBA_DISABLE_JIT=1 $(VENV)/bin/pytest -q $(KERNEL_TESTS) $(NO_JIT_DESELECT) & nojit=$$!; \
+	NUMBA_DISABLE_JIT=1 $(VENV)/bin/pytest -n 2 -q $(KERNEL_TESTS) $(NO_JIT_DESELECT) & nojit=$$!; \
 	$(PY) -m sim.warm; warm=$$?; wait $$nojit; nojit=$$?; test $$warm -eq 0 -a $$nojit -eq 0
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 

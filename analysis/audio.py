@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from sim.archive import ArchiveError, read_summary, read_timeseries
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 PARAMETER = "platform.fanout.edge.egress_gbps"
 
@@ -96,3 +99,124 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- the report section (analysis/notebooks/audio.py, sim.report) ---------------------------
+
+TIERS = ("sfu", "origin", "relay", "edge")
+"""The fan-out tiers, from the speakers to the listeners (``docs/fanout.md``)."""
+
+REQUIRED = ("audio_delivered_ratio", "stall_s_per_listener_min")
+"""The summary metrics the report's audio section needs (NaN: the fan-out was off)."""
+
+
+def delivery(ts: pd.DataFrame) -> pd.DataFrame:
+    """Per run and segment interval (the ticks with segments due): ``run, t_s``,
+    ``on_time_share`` (segments on time / due) and ``stall_s_per_listener_min`` (stall seconds
+    per listener-minute of audio due, ``60 · stall_s / listen_s``)."""
+    seg = on_time_share(ts)
+    listen = seg["listen_s"].to_numpy(dtype=np.float64)
+    stall = 60.0 * seg["stall_s"].to_numpy(dtype=np.float64) / np.where(listen > 0, listen, np.nan)
+    out = seg[["run", "t_s", "on_time_share"]].assign(stall_s_per_listener_min=stall)
+    return out.reset_index(drop=True)
+
+
+def tiers(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per tier (``TIERS`` order, those in the summary): the peak egress asked and served as a
+    share of the tier's capacity (``egress_demand_peak.<tier>``, ``egress_utilisation_peak.
+    <tier>``), the mean over the runs."""
+    rows = []
+    for t in TIERS:
+        d, u = f"egress_demand_peak.{t}", f"egress_utilisation_peak.{t}"
+        if d in summary.columns and u in summary.columns:
+            rows.append(
+                {
+                    "tier": t,
+                    "demand": float(summary[d].astype(np.float64).mean()),
+                    "served": float(summary[u].astype(np.float64).mean()),
+                }
+            )
+    return pd.DataFrame(rows, columns=["tier", "demand", "served"])
+
+
+def run_names(summary: pd.DataFrame) -> dict[Any, str]:
+    """A legend entry per run: its varied parameters (not the seed alone), else ``run N``."""
+    params = [p for p in summary.attrs.get("parameters", []) if summary[p].nunique() > 1]
+    params = [p for p in params if p != "seed"] or params
+    return {
+        row["run"]: ", ".join(f"{p.rsplit('.', 1)[-1]}={row[p]}" for p in params)
+        or f"run {row['run']}"
+        for _, row in summary.iterrows()
+    }
+
+
+def plot_delivery(d: pd.DataFrame, names: dict[Any, str], axes: Any = None) -> Any:
+    """Two panels over time, one line per run: segments on time (share, gid ``on_time/<run>``)
+    and stall time (s per listener-minute, gid ``stall/<run>``)."""
+    import matplotlib.pyplot as plt
+
+    from analysis import theme
+
+    if axes is None:
+        _, axes = plt.subplots(2, 1, sharex=True)
+    top, bottom = axes
+    runs = list(dict.fromkeys(d["run"]))
+    for run, color in zip(runs, theme.colors(len(runs)), strict=True):
+        one = d[d["run"] == run]
+        t = one["t_s"].to_numpy()
+        name = names.get(run, str(run))
+        top.plot(t, one["on_time_share"].to_numpy(), color=color, lw=1.2, label=name)
+        top.lines[-1].set_gid(f"on_time/{run}")
+        bottom.plot(t, one["stall_s_per_listener_min"].to_numpy(), color=color, lw=1.2)
+        bottom.lines[-1].set_gid(f"stall/{run}")
+    top.set_ylim(-0.02, 1.05)
+    theme.label_axes(top, theme.label("t_s"), "Segments on time (share)")
+    theme.label_axes(bottom, theme.label("t_s"), "Stall (s per listener-min)")
+    top.set_xlabel("")
+    if len(runs) > 1:
+        top.legend(fontsize="small")
+    return axes
+
+
+def plot_tiers(tr: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Per tier, the peak egress asked and served as a share of capacity (bars, gids
+    ``demand/<tier>`` and ``served/<tier>``); the dashed line at 1 is the capacity."""
+    import matplotlib.pyplot as plt
+
+    from analysis import theme
+
+    if ax is None:
+        _, ax = plt.subplots()
+    pos = np.arange(len(tr))
+    c_d, c_s = theme.colors(2)
+    width = 0.38
+    asked = ax.bar(pos - width / 2, tr["demand"], width, color=c_d, label="asked (peak)")
+    served = ax.bar(pos + width / 2, tr["served"], width, color=c_s, label="served (peak)")
+    for tier, a, s in zip(tr["tier"], asked.patches, served.patches, strict=True):
+        a.set_gid(f"demand/{tier}")
+        s.set_gid(f"served/{tier}")
+    ax.axhline(1.0, color="0.3", ls="--", lw=0.9, gid="capacity", label="capacity")
+    ax.set_xticks(pos, [str(t) for t in tr["tier"]])
+    ax.set_yscale("log")  # the tiers' shares span orders of magnitude
+    low = np.nanmin(np.concatenate([tr["demand"], tr["served"]])) if len(tr) else 1.0
+    ax.set_ylim(bottom=max(1e-6, 0.5 * float(low)) if low > 0 else 1e-6)
+    theme.label_axes(ax, "Fan-out tier (from speakers to listeners)", "Egress (share of capacity)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def findings(summary: pd.DataFrame, tr: pd.DataFrame, names: dict[Any, str]) -> str:
+    """Per run the delivered ratio and stall time; the tier with the highest peak demand."""
+    parts = [
+        f"{names.get(r['run'], r['run'])}: {float(r['audio_delivered_ratio']):.1%} of segments on "
+        f"time, {float(r['stall_s_per_listener_min']):.3g} s stalled per listener-minute"
+        for _, r in summary.iterrows()
+    ]
+    text = f"Audio fan-out ({len(summary)} runs): " + "; ".join(parts)
+    if len(tr):
+        worst = tr.loc[tr["demand"].idxmax()]
+        text += (
+            f". The {worst['tier']} tier is the busiest: peak demand {worst['demand']:.3g} of its "
+            f"capacity, {worst['served']:.3g} served"
+        )
+    return text + "."

@@ -14,10 +14,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+import pandas as pd
 import yaml
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 COLUMNS = ("t_s", "joined", "attempts", "arrivals")
 
@@ -90,3 +95,146 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- the report section (analysis/notebooks/metastability.py, sim.report) -------------------
+
+REQUIRED = ("arrivals", "attempts", "joined")
+"""The per-tick series the report's metastability section needs."""
+
+WINDOW_S = 10.0
+"""The report's averaging window: per-second rates over consecutive 10 s blocks of ticks."""
+
+
+def windows(ts: pd.DataFrame, window_s: float = WINDOW_S) -> pd.DataFrame:
+    """Per run and consecutive block of ``window_s`` of ticks (``read_timeseries`` frame): ``run,
+    t_s`` (the block's last tick end), ``new_per_s`` (arrivals), ``offered_per_s`` (join
+    attempts: new ones and retries), ``goodput_per_s`` (joins completed), each the block's sum
+    over its length in seconds. The last, partial block is left out."""
+    rows = []
+    for run, one in ts.groupby("run", sort=True):
+        t = one["t_s"].to_numpy(dtype=np.float64)
+        if t.size < 2:
+            continue
+        tick = float(np.median(np.diff(t)))
+        k = max(1, round(window_s / tick))
+        n = t.size // k
+        if n == 0:
+            continue
+        block = {c: one[c].to_numpy(dtype=np.float64)[: n * k].reshape(n, k) for c in REQUIRED}
+        rows.append(
+            pd.DataFrame(
+                {
+                    "run": run,
+                    "t_s": t[k - 1 : n * k : k],
+                    "new_per_s": block["arrivals"].sum(axis=1) / (k * tick),
+                    "offered_per_s": block["attempts"].sum(axis=1) / (k * tick),
+                    "goodput_per_s": block["joined"].sum(axis=1) / (k * tick),
+                }
+            )
+        )
+    cols = ["run", "t_s", "new_per_s", "offered_per_s", "goodput_per_s"]
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=cols)
+
+
+def run_names(summary: pd.DataFrame) -> dict[Any, str]:
+    """A legend entry per run: its varied parameters (not the seed alone) or ``run N``."""
+    params = [p for p in summary.attrs.get("parameters", []) if summary[p].nunique() > 1]
+    params = [p for p in params if p != "seed"] or params
+    names = {}
+    for _, row in summary.iterrows():
+        text = ", ".join(f"{p.rsplit('.', 1)[-1]}={row[p]}" for p in params)
+        names[row["run"]] = text or f"run {row['run']}"
+    return names
+
+
+def hysteresis(
+    win: pd.DataFrame,
+    names: dict[Any, str],
+    trigger_end_s: float | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Offered load (attempts/s, log scale) against goodput (joins/s), one path per run through
+    its ``windows``, gid ``loop/<run>``; the windows after ``trigger_end_s`` are marked (gid
+    ``after/<run>``): a loop that does not close is the metastable state."""
+    from matplotlib import pyplot as plt
+
+    from analysis import theme
+
+    if ax is None:
+        _, ax = plt.subplots()
+    runs = list(dict.fromkeys(win["run"]))
+    for run, color in zip(runs, theme.colors(len(runs)), strict=True):
+        one = win[win["run"] == run]
+        x, y = one["offered_per_s"].to_numpy(), one["goodput_per_s"].to_numpy()
+        ax.plot(x, y, color=color, lw=1.0, alpha=0.8, label=names.get(run, str(run)))
+        ax.lines[-1].set_gid(f"loop/{run}")
+        if trigger_end_s is not None:
+            late = (one["t_s"] > trigger_end_s).to_numpy()
+            ax.plot(x[late], y[late], "o", ms=3, color=color, gid=f"after/{run}")
+    ax.set_xscale("log")
+    theme.label_axes(ax, "Offered load: join attempts (1/s)", "Goodput: joins completed (1/s)")
+    if trigger_end_s is not None:
+        ax.set_title(f"dots: {WINDOW_S:g} s windows after the trigger ({trigger_end_s:g} s)")
+    handles = [h for h in ax.get_lines() if not str(h.get_gid()).startswith("after/")]
+    if len(handles) > 1:
+        ax.legend(handles=handles, fontsize="small")
+    return ax
+
+
+def over_time(
+    win: pd.DataFrame,
+    names: dict[Any, str],
+    events: pd.DataFrame | None = None,
+    axes: Any = None,
+) -> Any:
+    """Two panels over time: goodput per run (top, gid ``goodput/<run>``, with the new load of
+    the first run dotted, gid ``new``) and offered load per run (bottom, log scale, gid
+    ``offered/<run>``); events (drains, nodes back) as vertical lines."""
+    from matplotlib import pyplot as plt
+
+    from analysis import theme
+
+    if axes is None:
+        _, axes = plt.subplots(2, 1, sharex=True)
+    top, bottom = axes
+    runs = list(dict.fromkeys(win["run"]))
+    for run, color in zip(runs, theme.colors(len(runs)), strict=True):
+        one = win[win["run"] == run]
+        name = names.get(run, str(run))
+        t = one["t_s"].to_numpy()
+        top.plot(t, one["goodput_per_s"], color=color, lw=1.3, label=name, gid=f"goodput/{run}")
+        bottom.plot(t, one["offered_per_s"], color=color, lw=1.3, gid=f"offered/{run}")
+    if runs:
+        first = win[win["run"] == runs[0]]
+        top.plot(first["t_s"], first["new_per_s"], "k:", lw=1, label="new listeners", gid="new")
+    if events is not None and not events.empty:
+        for t in events["t_s"].dropna().unique():
+            for ax in axes:
+                ax.axvline(float(t), color="0.4", ls=":", lw=0.8, gid="event")
+    bottom.set_yscale("log")
+    theme.label_axes(top, theme.label("t_s"), "Goodput (joins/s)")
+    theme.label_axes(bottom, theme.label("t_s"), "Offered load (attempts/s)")
+    top.set_xlabel("")
+    top.legend(fontsize="small")
+    return axes
+
+
+def findings(summary: pd.DataFrame, win: pd.DataFrame, names: dict[Any, str]) -> str:
+    """A sentence per run: metastable (since when) or not, and the peak retry amplification."""
+    parts = []
+    for _, row in summary.iterrows():
+        one = win[win["run"] == row["run"]]
+        peak = float(one["offered_per_s"].max()) if len(one) else float("nan")
+        since = row.get("metastable_since_s", float("nan"))
+        state = (
+            f"metastable from {float(since):g} s"
+            if bool(row.get("metastable", False)) and since == since
+            else "recovered"
+        )
+        amp = float(row.get("retry_amplification", float("nan")))
+        parts.append(
+            f"{names.get(row['run'], row['run'])}: {state}, offered load peaked at "
+            f"{peak:,.0f} attempts/s, {amp:.3g} attempts per arrival"
+        )
+    return f"Retry storm ({len(summary)} runs): " + "; ".join(parts) + "."

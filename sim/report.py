@@ -5,11 +5,16 @@ section's notebook (jupytext percent files in ``analysis/notebooks/``) with the 
 ``out`` injected into its ``parameters`` cell, and writes ``out/report.html``: the findings of
 every section at the top (from the ``<section>.findings.json`` sidecars the notebooks write),
 then each section's figures embedded as base64 PNG (readable offline), then the sections left
-out and why. Each notebook also leaves its figures as PNG and SVG, and its executed ``.ipynb``,
-in ``out``.
+out and why (``ReportResult.skipped``, and ``not_applicable`` for a ``SPECIALISED`` section whose
+kind of study the archive is not). Each notebook also leaves its figures as PNG and SVG, and
+its executed ``.ipynb``, in ``out``.
 
-Sections: ``timeline`` (a run file with time series), ``threshold`` (a sweep with a
-``threshold.json``), ``sweep`` (a sweep archive of two or more runs with a swept parameter).
+Sections (``docs/report.md``): ``timeline`` (a run file with time series), ``metastability``
+(runs with per-tick ``arrivals``/``attempts``/``joined`` judged by ``criterion=metastable`` or
+found metastable), ``audio`` (runs with the audio fan-out on: a finite ``audio_delivered_ratio``),
+``threshold`` (a sweep with a ``threshold.json``), ``policy`` (a ``threshold.json`` whose cells vary
+an admission or client policy), ``sweep`` (a sweep archive of two or more runs with a swept
+parameter).
 
 ``python -m sim.report ARCHIVE --out DIR`` runs it from the shell. The notebooks need the
 ``notebooks`` extra (ipykernel, nbclient, nbformat, jupytext).
@@ -22,6 +27,7 @@ import base64
 import html
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,22 +45,35 @@ THRESHOLD_JSON = "threshold.json"  # sim.sweep.THRESHOLD_JSON (not imported: it 
 REPORT_HTML = "report.html"
 KERNEL = "python3"
 CELL_TIMEOUT_S = 600
+STORM_SERIES = ("arrivals", "attempts", "joined")  # analysis.metastability.REQUIRED
+AUDIO_METRIC = "audio_delivered_ratio"  # NaN (or absent) when the fan-out was off
+POLICY_KEYS = ("admission", "client")  # analysis.policy.POLICY_KEYS
 
 SECTIONS: dict[str, str] = {
     "timeline": "Run timeline",
+    "metastability": "Metastability",
+    "audio": "Audio",
     "threshold": "Failure threshold",
+    "policy": "Policy comparison",
     "sweep": "Sweep",
 }
 """Section name (and notebook ``analysis/notebooks/<name>.py``) -> title, in report order."""
 
+SPECIALISED = ("metastability", "audio", "policy")
+"""Sections for one kind of study: when the archive is not of that kind, the reason is kept in
+``ReportResult.not_applicable`` (not ``skipped``); both are listed in the HTML."""
+
 
 @dataclass
 class ReportResult:
-    """What ``build_report`` wrote: the HTML file, the sections made and those left out."""
+    """What ``build_report`` wrote: the HTML file, the sections made and those left out
+    (``skipped``: a general section the archive cannot support, or any section whose notebook
+    failed; ``not_applicable``: a ``SPECIALISED`` section for another kind of archive)."""
 
     html: Path
     sections: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    not_applicable: dict[str, str] = field(default_factory=dict)
     findings: dict[str, str] = field(default_factory=dict)
     figures: dict[str, list[Path]] = field(default_factory=dict)
 
@@ -86,22 +105,79 @@ def _locate(archive: Path) -> _Target:
     return _Target(resolve(archive), thr)
 
 
+@dataclass
+class _Runs:
+    """What the run-based sections need to know of the archive's runs."""
+
+    storm_series: int = 0  # runs with every STORM_SERIES column
+    metastable_criterion: int = 0  # runs judged by criterion=metastable
+    metastable: int = 0  # runs found metastable
+    audio: int = 0  # runs with a finite AUDIO_METRIC
+    audio_column: bool = False  # the summary has AUDIO_METRIC at all
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _survey(a: Any, columns: dict[str, Any]) -> _Runs:
+    """Count the runs of an open archive that the metastability and audio sections can use."""
+    import yaml
+
+    runs = _Runs(audio_column=AUDIO_METRIC in columns)
+    runs.audio = sum(1 for v in columns.get(AUDIO_METRIC, []) if _finite(v))
+    runs.metastable = sum(1 for v in columns.get("metastable", []) if _finite(v) and float(v))
+    for r in a.runs():
+        if all(c in r.timeseries_units() for c in STORM_SERIES):
+            runs.storm_series += 1
+        try:
+            doc = yaml.safe_load(r.config_yaml()) or {}
+        except (KeyError, yaml.YAMLError):  # no stored config: only the verdict can tell
+            continue
+        criterion = doc.get("criterion") if isinstance(doc, dict) else None
+        if isinstance(criterion, dict) and criterion.get("name") == "metastable":
+            runs.metastable_criterion += 1
+    return runs
+
+
+def _policy_keys(threshold: Path) -> tuple[list[str], int]:
+    """The policy keys (``POLICY_KEYS``) the cells of a ``threshold.json`` vary; its cells."""
+    doc = json.loads(threshold.read_text())
+    cells = doc.get("cells") or []
+    values: dict[str, set[str]] = {k: set() for k in POLICY_KEYS}
+    for c in cells:
+        given: dict[str, str] = {}
+        for o in c.get("overrides") or []:
+            key, _, value = str(o).partition("=")
+            given[key.lstrip("+~")] = value
+        for k in POLICY_KEYS:
+            values[k].add(given.get(k, ""))
+    return [k for k in POLICY_KEYS if len(values[k]) > 1], len(cells)
+
+
 def _plan(target: _Target) -> tuple[list[str], dict[str, str]]:
     """The sections the archive supports (in report order) and the others with the reason."""
     supported: list[str] = []
     skipped: dict[str, str] = {}
     is_sweep, n_runs, has_series, varied = False, 0, False, 0
+    runs = _Runs()
     if target.h5 is not None:
         with open_archive(target.h5) as a:  # raises ArchiveError (a ValueError) on a non-archive
             is_sweep = a.is_sweep
             ids = a.run_ids()
             n_runs = len(ids)
+            columns, _, params = a.table()
             if not is_sweep:
                 series = a.run().timeseries()
                 has_series = bool(series) and len(next(iter(series.values()))) > 0
             else:
-                columns, _, params = a.table()
                 varied = sum(1 for p in params if len({repr(v) for v in columns[p]}) > 1)
+            runs = _survey(a, columns)
+            if not is_sweep and not has_series:
+                runs.storm_series = 0
     if target.h5 is None:
         skipped["timeline"] = "no run archive (only a threshold.json)"
     elif is_sweep:
@@ -110,10 +186,41 @@ def _plan(target: _Target) -> tuple[list[str], dict[str, str]]:
         skipped["timeline"] = "the run has no time series (output.timeseries=false or it failed)"
     else:
         supported.append("timeline")
+    storm = " ".join(f"`{c}`" for c in STORM_SERIES)
+    if target.h5 is None:
+        skipped["metastability"] = "no run archive (only a threshold.json)"
+    elif not runs.storm_series:
+        skipped["metastability"] = f"no run has the per-tick {storm} time series"
+    elif not (runs.metastable_criterion or runs.metastable):
+        skipped["metastability"] = (
+            "no run is judged by criterion=metastable (a trigger end) or was found metastable"
+        )
+    else:
+        supported.append("metastability")
+    if target.h5 is None:
+        skipped["audio"] = "no run archive (only a threshold.json)"
+    elif not runs.audio_column:
+        skipped["audio"] = f"no fan-out metrics ({AUDIO_METRIC}) in the archive's summary"
+    elif not runs.audio:
+        skipped["audio"] = (
+            f"{AUDIO_METRIC} is NaN in every run: the audio fan-out was off "
+            "(platform.fanout.enabled=false)"
+        )
+    else:
+        supported.append("audio")
     if target.threshold is None:
         skipped["threshold"] = f"no {THRESHOLD_JSON}: the archive is not from a threshold search"
     else:
         supported.append("threshold")
+    keys, n_cells = ([], 0) if target.threshold is None else _policy_keys(target.threshold)
+    if target.threshold is None:
+        skipped["policy"] = f"no {THRESHOLD_JSON}: the archive is not from a threshold search"
+    elif not keys:
+        skipped["policy"] = (
+            f"the {n_cells} cell(s) of {THRESHOLD_JSON} vary no admission or client policy"
+        )
+    else:
+        supported.append("policy")
     if target.h5 is None or not is_sweep:
         skipped["sweep"] = "not a sweep archive (sweep.h5)"
     elif n_runs < 2:
@@ -210,11 +317,13 @@ def _html(archive: Path, result: ReportResult) -> str:
             parts.append(f"<p>{esc(result.findings[section])}</p>")
         parts += [_img(p) for p in result.figures.get(section, [])]
         parts.append("</section>")
-    if result.skipped:
+    left_out = result.skipped | result.not_applicable
+    if left_out:
         parts.append('<section id="skipped"><h2>Sections left out</h2><ul>')
         parts += [
-            f'<li data-section="{s}"><b>{esc(SECTIONS.get(s, s))}</b>: {esc(why)}</li>'
-            for s, why in result.skipped.items()
+            f'<li data-section="{s}"><b>{esc(SECTIONS.get(s, s))}</b>: {esc(left_out[s])}</li>'
+            for s in SECTIONS
+            if s in left_out
         ]
         parts.append("</ul></section>")
     parts.append("</body></html>")
@@ -239,7 +348,15 @@ def build_report(archive: Path, out: Path, progress: bool = False) -> ReportResu
     log.info("report of %s: %s", archive, ", ".join(supported) or "no sections")
     for section, why in skipped.items():
         log.info("skipping %s: %s", section, why)
-    source = {"timeline": target.h5, "sweep": target.h5, "threshold": target.threshold}
+    folder = None if target.threshold is None else target.threshold.parent
+    source = {
+        "timeline": target.h5,
+        "metastability": target.h5,
+        "audio": target.h5,
+        "sweep": target.h5,
+        "threshold": target.threshold,
+        "policy": folder,  # threshold.json and, when there, sweep.h5 (time to stable)
+    }
     bar = tqdm(supported, desc="report", unit="section", disable=not progress)
     for section in bar:
         bar.set_postfix_str(section)
@@ -254,14 +371,16 @@ def build_report(archive: Path, out: Path, progress: bool = False) -> ReportResu
         result.sections.append(section)
         result.findings[section] = str(doc.get("findings", ""))
         result.figures[section] = [out / str(f) for f in doc.get("figures", [])]
-    result.skipped |= skipped
+    result.not_applicable = {s: why for s, why in skipped.items() if s in SPECIALISED}
+    result.skipped |= {s: why for s, why in skipped.items() if s not in SPECIALISED}
     result.skipped = {s: result.skipped[s] for s in SECTIONS if s in result.skipped}
     result.html.write_text(_html(archive, result))
     log.info(
-        "report: %s (%d sections, %d skipped)",
+        "report: %s (%d sections, %d skipped, %d not applicable)",
         result.html,
         len(result.sections),
         len(result.skipped),
+        len(result.not_applicable),
     )
     return result
 
@@ -287,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for name, why in result.skipped.items():
         print(f"  left out {name}: {why}")
+    for name, why in result.not_applicable.items():
+        print(f"  not applicable {name}: {why}")
     print(f"report: {result.html} ({', '.join(result.sections) or 'no section'})")
     return 0 if result.sections else 1
 

@@ -56,11 +56,16 @@ else:
     what = f"per {x}"
 figures.append(notebook.save(fig, out_dir, "sweep"))
 
+
 # %%
+def fmt(x):
+    return f"{x:g}" if isinstance(x, int | float) else str(x)
+
+
 v = s[value].astype(float)
 best = s.loc[v.idxmax()]
 findings = (
     f"{len(s)} runs swept {', '.join(params)}; {value} ranges from {v.min():.4g} to "
-    f"{v.max():.4g} (highest at {', '.join(f'{p}={best[p]:g}' for p in params)}), shown {what}."
+    f"{v.max():.4g} (highest at {', '.join(f'{p}={fmt(best[p])}' for p in params)}), shown {what}."
 )
 notebook.finish(out_dir, "sweep", "Sweep", findings, figures)

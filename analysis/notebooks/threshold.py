@@ -20,6 +20,7 @@
 import math
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from analysis import frames, notebook, plots
 
@@ -44,9 +45,11 @@ varied = [
     for k in sorted({k for o in cells["overrides"] for k in frames.parse_overrides(o)})
     if k in cells.columns and cells[k].nunique() > 1
 ]
-if len(cells) > 1 and varied:
+# a capacity curve over a numeric second parameter (a policy grid is the policy section's)
+numeric = [k for k in varied if pd.to_numeric(cells[k], errors="coerce").notna().all()]
+if len(cells) > 1 and numeric:
     fig, ax = plt.subplots(figsize=(7, 4))
-    plots.capacity_curve(cells, varied[0], ax=ax)
+    plots.capacity_curve(cells, numeric[0], ax=ax)
     figures.append(notebook.save(fig, out_dir, "capacity_curve"))
 
 

@@ -1,0 +1,59 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Policy comparison
+#
+# The searched threshold with its interval and the time to stable of the runs, per admission
+# and client policy combination of a threshold search over a policy grid.
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from analysis import frames, notebook, plots, policy
+
+# %% tags=["parameters"]
+archive = ""
+out = ""
+
+# %%
+out_dir = notebook.start(out)
+cells, _ = frames.threshold(archive)
+keys = [k for k in policy.POLICY_KEYS if k in cells.columns]
+thr = policy.thresholds(cells, keys)
+figures = []
+height = 1.8 + 0.45 * len(thr)
+
+# %%
+fig, ax = plt.subplots(figsize=(8, height))
+plots.policy_comparison(thr, ax=ax, by="policy")
+ax.lines[0].set_gid("thresholds")
+if bool(cells["log_scale"].any()):
+    ax.set_xscale("log")
+ax.set_title(f"threshold estimate and {thr.attrs['confidence']:.0%} interval", fontsize="small")
+figures.append(notebook.save(fig, out_dir, "policy_thresholds"))
+
+# %%
+folder = Path(archive) if Path(archive).is_dir() else Path(archive).parent
+has_runs = (folder / "sweep.h5").is_file()  # the runs' time to stable; else thresholds only
+tts = policy.time_to_stable(frames.summary(folder), keys, list(thr["policy"])) if has_runs else None
+if tts is not None and tts["mean"].notna().any():
+    fig, ax = plt.subplots(figsize=(8, height))
+    plots.policy_comparison(tts, ax=ax, by="policy")
+    ax.lines[0].set_gid("time_to_stable")
+    figures.append(notebook.save(fig, out_dir, "policy_time_to_stable"))
+
+# %%
+findings = policy.findings(thr, tts)
+notebook.finish(out_dir, "policy", "Policy comparison", findings, figures)
