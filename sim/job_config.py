@@ -58,8 +58,9 @@ class SweepConfigLoader(ConfigLoaderImpl):
         self, master_config: DictConfig, sweep_overrides: list[str]
     ) -> DictConfig:
         parsed = OverridesParser.create().parse_overrides(list(sweep_overrides))
-        values = [o for o in parsed if self._is_value(o)]
-        rest = [o for o in parsed if not self._is_value(o)]
+        flags = [self._is_value(o) for o in parsed]
+        values = [o for o, v in zip(parsed, flags, strict=True) if v]
+        rest = [o for o, v in zip(parsed, flags, strict=True) if not v]
         plain = all(
             o.is_hydra_override() or self.repository.group_exists(o.key_or_group) for o in rest
         )

@@ -260,7 +260,8 @@ class _Batches:
     def _launch_grouped(self, batch: list[list[str]], size: int) -> list[dict[str, Any]]:
         """Launch ``batch`` as Hydra jobs of up to ``size`` runs each (see ``group_runs``)."""
         loader = self.sweeper.hydra_context.config_loader
-        groups = group_runs(batch, size, loader.is_value_override)
+        value = {o: loader.is_value_override(o) for job in batch for o in job}  # parsed once
+        groups = group_runs(batch, size, value.__getitem__)
         root = Path(str(self.sweeper.config.hydra.sweep.dir)) / GROUPS_DIR
         jobs = []
         for j, group in enumerate(groups):
@@ -268,7 +269,7 @@ class _Batches:
                 {
                     "num": self.next_idx + i,
                     "overrides": batch[i],
-                    "values": [o for o in batch[i] if loader.is_value_override(o)],
+                    "values": [o for o in batch[i] if value[o]],
                 }
                 for i in group
             ]
@@ -316,13 +317,6 @@ class _Base(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         return sweep_dir
-
-    def _batch_size(self, default: int) -> int:
-        size = self.max_batch_size
-        if size is None:
-            jobs = self.config.hydra.launcher.get("n_jobs", None)
-            size = max(default, 4 * int(jobs)) if isinstance(jobs, int) and jobs > 0 else default
-        return max(1, int(size))
 
     def runs_per_job_for(self, n: int) -> int:
         """How many of a batch of ``n`` runs one Hydra job runs (``runs_per_job``; null: about
@@ -403,7 +397,8 @@ class DesignSweeper(_Base):
         jobs = plan_design(arguments, self.options, int(self.config.get("seed", 0)))
         self._sweep_dir()
         batches = _Batches(self, "sweep", len(jobs))
-        size = self._batch_size(len(jobs) if self.max_batch_size is None else 1)
+        # null: the whole sweep in one launch (the largest jobs of several runs)
+        size = max(1, len(jobs) if self.max_batch_size is None else int(self.max_batch_size))
         returns: list[Any] = []
         with logging_redirect_tqdm():
             for i in range(0, len(jobs), size):

@@ -4,15 +4,17 @@ real archives with the ``spacesim`` command."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sim.config import Config
 from sim.hydra_app import compose_config, compose_typed
 
-__all__ = ["compose_config", "make_archives", "typed_config"]
+__all__ = ["compose_config", "make_archives", "make_reports", "report_findings", "typed_config"]
 
 
 def typed_config(overrides: list[str]) -> Config:
@@ -41,3 +43,17 @@ def make_archives(root: Path, jobs: Mapping[str, Sequence[str]]) -> dict[str, Pa
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, f"{name}: {err[-2000:]}"
     return dirs
+
+
+def make_reports(archives: Mapping[str, Path], out: Path) -> dict[str, Any]:
+    """``sim.report.build_report`` of each archive into ``out / name`` (no progress bar)."""
+    from sim.report import build_report
+
+    return {name: build_report(path, out / name, progress=False) for name, path in archives.items()}
+
+
+def report_findings(html: str) -> str:
+    """The findings paragraph of a report's HTML."""
+    m = re.search(r'<p id="findings">(.*?)</p>', html, re.DOTALL)
+    assert m is not None
+    return m.group(1)

@@ -14,7 +14,7 @@ import pytest
 
 from sim.archive import ArchiveError, read_timeseries
 from sim.report import REPORT_HTML, ReportResult, build_report, main
-from tests.conftest import make_archives
+from tests.conftest import make_archives, make_reports, report_findings
 
 JOBS = {
     "run": ["run", "experiment=bench_surge", "scenario.expected_arrivals=2000"],
@@ -41,8 +41,7 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def reports(
     archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, ReportResult]:
-    out = tmp_path_factory.mktemp("reports")
-    return {name: build_report(path, out / name, progress=False) for name, path in archives.items()}
+    return make_reports(archives, tmp_path_factory.mktemp("reports"))
 
 
 def _check_html(result: ReportResult) -> str:
@@ -59,12 +58,6 @@ def _check_html(result: ReportResult) -> str:
     return text
 
 
-def _findings(text: str) -> str:
-    m = re.search(r'<p id="findings">(.*?)</p>', text, re.DOTALL)
-    assert m is not None
-    return m.group(1)
-
-
 def test_run_report_is_a_timeline(
     archives: dict[str, Path], reports: dict[str, ReportResult]
 ) -> None:
@@ -75,7 +68,7 @@ def test_run_report_is_a_timeline(
     assert "sweep" in result.skipped["sweep"]
     text = _check_html(result)
     peak = read_timeseries(archives["run"])["concurrent"].max()
-    assert f"{float(peak):.0f} listeners" in _findings(text)
+    assert f"{float(peak):.0f} listeners" in report_findings(text)
     assert 'data-section="threshold"' in text and 'data-section="sweep"' in text
     assert (result.html.parent / "timeline.ipynb").is_file()
 
@@ -89,7 +82,7 @@ def test_threshold_report(archives: dict[str, Path], reports: dict[str, ReportRe
     names = [p.name for p in result.figures["threshold"]]
     assert names == ["failure_curve.png", "capacity_curve.png"]  # two cells
     doc = json.loads((archives["threshold"] / "threshold.json").read_text())
-    findings = _findings(text)
+    findings = report_findings(text)
     for workers, cell in zip((4, 6), doc["cells"], strict=True):
         est = f"{cell['estimate']:.4g} [{cell['ci_low']:.4g}, {cell['ci_high']:.4g}]"
         assert f"workers={workers}: {est}" in findings

@@ -7,7 +7,6 @@ and findings."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import matplotlib
@@ -20,8 +19,8 @@ import pytest
 
 from analysis import audio, frames, metastability, plots, policy
 from sim.archive import read_summary, read_timeseries
-from sim.report import SECTIONS, ReportResult, build_report
-from tests.conftest import make_archives
+from sim.report import SECTIONS, ReportResult
+from tests.conftest import make_archives, make_reports, report_findings
 
 JOBS = {
     "policy": [
@@ -56,14 +55,7 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def reports(
     archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, ReportResult]:
-    out = tmp_path_factory.mktemp("section-reports")
-    return {name: build_report(path, out / name, progress=False) for name, path in archives.items()}
-
-
-def _findings(result: ReportResult) -> str:
-    m = re.search(r'<p id="findings">(.*?)</p>', result.html.read_text(), re.DOTALL)
-    assert m is not None
-    return m.group(1)
+    return make_reports(archives, tmp_path_factory.mktemp("section-reports"))
 
 
 def _gid(ax: plt.Axes, gid: str) -> matplotlib.lines.Line2D:
@@ -125,7 +117,7 @@ def test_policy_figure_is_the_threshold_json(
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == [f"admission={a}, client=immediate" for a in ("none", "token_bucket")]
     plt.close("all")
-    findings = _findings(reports["policy"])
+    findings = report_findings(reports["policy"].html.read_text())
     for cell, label in zip(doc["cells"], labels, strict=True):
         interval = (
             f"{plots.number(cell['estimate'])} [{plots.number(cell['ci_low'])}, "
@@ -171,7 +163,7 @@ def test_hysteresis_loop_is_the_archive_series(
     assert len(axes[0].get_legend().get_texts()) == 2  # the run and the new load
     plt.close("all")
     s = read_summary(archives["storm"]).iloc[0]
-    findings = _findings(reports["storm"])
+    findings = report_findings(reports["storm"].html.read_text())
     assert bool(s["metastable"])
     assert f"metastable from {float(s['metastable_since_s']):g} s" in findings
     assert f"{attempts.max():,.0f} attempts/s" in findings
@@ -211,7 +203,7 @@ def test_audio_figures_are_the_archive_metrics(
     plt.close("all")
     ratio = float(s["audio_delivered_ratio"].iloc[0])
     assert ratio < 1  # the egress is short: the section has something to show
-    findings = _findings(reports["fanout"])
+    findings = report_findings(reports["fanout"].html.read_text())
     assert f"{ratio:.1%} of segments on time" in findings
     assert f"{float(s['stall_s_per_listener_min'].iloc[0]):.3g} s stalled" in findings
     assert "The edge tier is the busiest" in findings
