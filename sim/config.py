@@ -22,8 +22,10 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
+from sim import observations
 from sim.criteria import CriterionConfig
 from sim.kernels.profile import SHAPE_NAMES, Profile
+from sim.kernels.pushes import Push, with_pushes
 from sim.policies import ADMISSION, PLACEMENT, RETRY, AdmissionConfig, ClientConfig, Problem
 
 SHAPES = SHAPE_NAMES
@@ -69,8 +71,8 @@ class ActionConfig:
     def problems(self) -> Iterator[Problem]:
         if self.do not in ACTIONS:
             yield "do", self.do, f"one of {', '.join(ACTIONS)}"
-        if not self.t_s >= 0:
-            yield "t_s", self.t_s, "a time >= 0 (seconds)"
+        if not math.isfinite(self.t_s):
+            yield "t_s", self.t_s, "a time (seconds on the scenario clock)"
         if self.do in ("add_nodes", "drain_nodes", "crash_nodes") and not self.count >= 1:
             yield "count", self.count, f"an integer >= 1 (nodes) for {self.do}"
         if self.do == "waiting_room" and not (self.value is not None and self.value > 0):
@@ -86,25 +88,76 @@ class ActionConfig:
 
 
 @dataclass
+class PushConfig:
+    """A notification push (``sim.kernels.pushes``): ``followers × reach × tap_share`` people tap
+    it, each after a log-normal reaction time of median ``reaction_median_s`` and shape
+    ``reaction_sigma``."""
+
+    t_s: float = MISSING
+    followers: float = MISSING
+    reach: float = 1.0
+    tap_share: float = MISSING
+    reaction_median_s: float = 60.0
+    reaction_sigma: float = 1.0
+    what: str = ""  # a label: "host's share", "start notification", "re-share"
+
+    @property
+    def people(self) -> float:
+        return self.followers * self.reach * self.tap_share
+
+    def problems(self) -> Iterator[Problem]:
+        if not math.isfinite(self.t_s):
+            yield "t_s", self.t_s, "a time (seconds on the scenario clock)"
+        if not self.followers >= 0:
+            yield "followers", self.followers, "a number >= 0 (accounts)"
+        for key in ("reach", "tap_share"):
+            if not 0 <= getattr(self, key) <= 1:
+                yield key, getattr(self, key), "a share in [0, 1]"
+        if not self.reaction_median_s > 0:
+            yield "reaction_median_s", self.reaction_median_s, "a number > 0 (seconds)"
+        if not self.reaction_sigma > 0:
+            yield "reaction_sigma", self.reaction_sigma, "a number > 0 (log-normal shape)"
+
+
+@dataclass
 class ScenarioConfig:
-    """The surge: new listeners arrive as a Poisson process with intensity λ(t) given by points."""
+    """The surge: new listeners arrive as a Poisson process with intensity λ(t) given by points,
+    plus the notification pushes (``pushes``) on top of them.
+
+    Times are on the scenario clock: t = 0 s is the scheduled start, earlier times are negative,
+    and the simulation starts at the first profile point (``origin_s``). The engines run on a
+    clock that starts at 0 there (``sim.clock``); everything a run reports is on this one.
+    """
 
     name: str = MISSING
     profile: list[PointConfig] = field(default_factory=list)
+    pushes: list[PushConfig] = field(default_factory=list)
     expected_arrivals: float | None = None
     session_mean_s: float = 300.0
     actions: list[ActionConfig] = field(default_factory=list)
+    event: str | None = None  # the public data points it replays (sim.observations), or null
+
+    def origin_s(self) -> float:
+        """When the simulation starts on the scenario clock: the first profile point, or 0."""
+        return min(0.0, self.profile[0].t_s) if self.profile else 0.0
 
     def problems(self) -> Iterator[Problem]:
+        start = self.profile[0].t_s if self.profile else 0.0
         for i, a in enumerate(self.actions):
             for k, v, allowed in a.problems():
                 yield f"actions[{i}].{k}", v, allowed
+            if not a.t_s >= min(0.0, start):
+                allowed = f"a time >= the scenario's start ({min(0.0, start):g} s, scenario clock)"
+                yield f"actions[{i}].t_s", a.t_s, allowed
+        for i, push in enumerate(self.pushes):
+            for k, v, allowed in push.problems():
+                yield f"pushes[{i}].{k}", v, allowed
         if len(self.profile) < 2:
             yield "profile", len(self.profile), "at least 2 points"
         last = -math.inf
         for i, p in enumerate(self.profile):
-            if not p.t_s >= 0 or not p.t_s > last:
-                yield f"profile[{i}].t_s", p.t_s, f"a time >= 0 and > the previous point ({last})"
+            if not math.isfinite(p.t_s) or not p.t_s > last:
+                yield f"profile[{i}].t_s", p.t_s, f"a time > the previous point ({last})"
             last = p.t_s
             if not p.rate_per_s >= 0:
                 yield f"profile[{i}].rate_per_s", p.rate_per_s, "a rate >= 0"
@@ -112,18 +165,29 @@ class ScenarioConfig:
                 yield f"profile[{i}].shape", p.shape, f"one of {', '.join(SHAPES)}"
             elif p.shape == "exp" and not (p.tau_s is not None and p.tau_s > 0):
                 yield f"profile[{i}].tau_s", p.tau_s, "a time constant > 0 for an exp segment"
+            elif p.shape != "linear" and self.pushes and i < len(self.profile) - 1:
+                yield f"profile[{i}].shape", p.shape, "linear when the scenario has pushes"
+        if self.event is not None and not observations.is_event(str(self.event)):
+            known = ", ".join(observations.events())
+            yield "event", self.event, f"one of {known} (sim/data/events/), a .csv file, or null"
         if self.expected_arrivals is not None and not self.expected_arrivals > 0:
             yield "expected_arrivals", self.expected_arrivals, "a number > 0, or null"
         if not self.session_mean_s > 0:
             yield "session_mean_s", self.session_mean_s, "a number > 0 (seconds)"
 
     def shape(self) -> Profile:
-        """The profile as written, before scaling (its points must be valid)."""
-        return Profile.from_points(
-            [(p.t_s, p.rate_per_s) for p in self.profile],
+        """λ(t) before scaling: the profile plus the pushes (its points must be valid), on the
+        engines' clock (``t - origin_s()``, from 0 at the first point)."""
+        o = self.origin_s()
+        base = Profile.from_points(
+            [(p.t_s - o, p.rate_per_s) for p in self.profile],
             [p.shape for p in self.profile[:-1]],
             [p.tau_s or 0.0 for p in self.profile[:-1]],
         )
+        pushes = [
+            Push(p.t_s - o, p.people, p.reaction_median_s, p.reaction_sigma) for p in self.pushes
+        ]
+        return with_pushes(base, pushes)
 
     def scale(self) -> float:
         """The factor ``s`` applied to the rates (1 when ``expected_arrivals`` is unset)."""
@@ -418,8 +482,8 @@ class AttackConfig:
                 yield name, len(points), "no points, or at least 2"
             last = -math.inf
             for i, p in enumerate(points):
-                if not p.t_s >= 0 or not p.t_s > last:
-                    yield f"{name}[{i}].t_s", p.t_s, f"a time >= 0 and > the previous ({last})"
+                if not math.isfinite(p.t_s) or not p.t_s > last:
+                    yield f"{name}[{i}].t_s", p.t_s, f"a time > the previous ({last})"
                 last = p.t_s
                 if not getattr(p, unit) >= 0:
                     yield f"{name}[{i}].{unit}", getattr(p, unit), "a number >= 0"
@@ -624,12 +688,27 @@ def to_config(cfg: DictConfig) -> Config:
     return typed
 
 
+def _clock_problems(cfg: Config) -> Iterator[Problem]:
+    """Times of other groups on the scenario clock must not come before the scenario starts."""
+    start = cfg.scenario.origin_s()
+    allowed = f"a time >= the scenario's start ({start:g} s, scenario clock)"
+    for name, points, _ in cfg.attack._profiles():
+        if points and not points[0].t_s >= start:
+            yield f"attack.{name}[0].t_s", points[0].t_s, allowed
+    c = cfg.criterion
+    if c.trigger_end_s is not None and not c.trigger_end_s >= start:
+        yield "criterion.trigger_end_s", c.trigger_end_s, allowed + ", or null"
+    if not c.reject_share_from_s >= start:
+        yield "criterion.reject_share_from_s", c.reject_share_from_s, allowed
+
+
 def check(cfg: Config) -> Iterator[Problem]:
     """Every problem of a typed config, with keys relative to the root."""
     for group in ("scenario", "platform", "engine", "criterion", "autoscaler", "attack"):
         for k, v, allowed in getattr(cfg, group).problems():
             yield f"{group}.{k}", v, allowed
     yield from _policy_problems(cfg)
+    yield from _clock_problems(cfg)
     if isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**63:
         yield "seed", cfg.seed, "an integer in [0, 2**63)"
 

@@ -71,7 +71,8 @@ class CriterionConfig:
     """When a run counts as failed: by default, "the room did not start on time".
 
     Times ending in ``_s`` are seconds; ``deadline_s`` counts from the surge start,
-    ``trigger_end_s`` is a simulation time. Shares are fractions in [0, 1].
+    ``trigger_end_s`` and ``reject_share_from_s`` are times on the scenario clock. Shares are
+    fractions in [0, 1].
     """
 
     name: str = "room_start"
@@ -101,14 +102,14 @@ class CriterionConfig:
         if self.max_abandoned_share is not None and not 0 <= self.max_abandoned_share < 1:
             allowed = "a share in [0, 1) (0: nobody may give up), or null (no limit)"
             yield "max_abandoned_share", self.max_abandoned_share, allowed
-        if self.trigger_end_s is not None and not self.trigger_end_s >= 0:
-            allowed = "a time >= 0 (seconds), or null (the end of the arrivals profile)"
+        if self.trigger_end_s is not None and not math.isfinite(self.trigger_end_s):
+            allowed = "a time (seconds, scenario clock), or null (the end of the arrivals profile)"
             yield "trigger_end_s", self.trigger_end_s, allowed
         if self.max_reject_share is not None and not 0 <= self.max_reject_share < 1:
             allowed = "a share in [0, 1) of the attempts, or null (no limit)"
             yield "max_reject_share", self.max_reject_share, allowed
-        if not self.reject_share_from_s >= 0:
-            allowed = "a time >= 0 (seconds): attempts from then on count"
+        if not math.isfinite(self.reject_share_from_s):
+            allowed = "a time (seconds, scenario clock): attempts from then on count"
             yield "reject_share_from_s", self.reject_share_from_s, allowed
         if not isinstance(self.metastable_fails, bool):
             yield "metastable_fails", self.metastable_fails, "true or false"

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim import criteria, streams
+from sim import clock, criteria, streams
 from sim.config import Config
 from sim.kernels import pipeline
 from sim.kernels.stats import counts_up_to, segment_quantiles
@@ -303,9 +303,14 @@ def _warm_up(cfg: Config) -> None:
 
 
 def simulate(cfg: Config, on_progress: Callable[[float], None] | None = None) -> RunResult:
-    """Build the engine ``cfg.engine.kind`` names for ``cfg`` and run it."""
+    """Build the engine ``cfg.engine.kind`` names for ``cfg`` and run it; the results are on
+    the scenario clock (``sim.clock``)."""
+    inner = clock.engine_config(cfg)
     if cfg.engine.kind == "reference":
         from sim.reference import simulate as simulate_reference
 
-        return simulate_reference(cfg, on_progress)
-    return Engine(cfg).run(on_progress)
+        result = simulate_reference(inner, on_progress)
+    else:
+        result = Engine(inner).run(on_progress)
+    clock.to_scenario_clock(cfg, result.summary, result.timeseries, result.events)
+    return result

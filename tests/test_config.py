@@ -212,14 +212,14 @@ NEW_BAD = [
     _bad("criterion.metastable_hold_s=0", "0.0", "> 0"),
     _bad("criterion.deadline_s=0", "0.0", "> 0"),
     _bad("criterion.max_abandoned_share=1", "1.0", "[0, 1)"),
-    _bad("criterion.trigger_end_s=-1", "-1.0", ">= 0"),
+    _bad("criterion.trigger_end_s=-1", "-1.0", ">= the scenario's start (0 s"),
     _bad("criterion.metastable_fails=maybe", "'maybe'", "bool"),
     # scenario.actions
     _action("[{t_s: 10, do: explode}]", "[0].do", "'explode'", f"one of {ACTIONS}"),
     _action(
         "[{t_s: 10, do: crash_nodes, count: 1}, {t_s: 5, do: oops}]", "[1].do", "'oops'", ACTIONS
     ),
-    _action("[{t_s: -1, do: crash_nodes, count: 1}]", "[0].t_s", "-1.0", ">= 0"),
+    _action("[{t_s: -1, do: crash_nodes, count: 1}]", "[0].t_s", "-1.0", "the scenario's start (0"),
     _action("[{t_s: 10, do: add_nodes, count: 0}]", "[0].count", "0", ">= 1"),
     _action("[{t_s: 10, do: drain_nodes}]", "[0].count", "0", ">= 1"),
     _action("[{t_s: 10, do: crash_nodes, count: -2}]", "[0].count", "-2", ">= 1"),

@@ -369,11 +369,11 @@ BAD_FIELDS = [
     ("max_abandoned_share", -0.1),
     ("metastable_goodput_share", 0.0),
     ("metastable_hold_s", 0.0),
-    ("trigger_end_s", -1.0),
+    ("trigger_end_s", float("inf")),  # times before the scenario's start: tests/test_clock.py
     ("metastable_fails", "yes"),
     ("max_reject_share", 1.0),
     ("max_reject_share", -0.5),
-    ("reject_share_from_s", -1.0),
+    ("reject_share_from_s", float("-inf")),
     ("reject_share_from_s", float("nan")),
 ]
 

@@ -42,7 +42,8 @@ VOLATILE = ("wall_s",)
 # what a run with nothing between ticks may change with the tick (tests/test_engine.py): the tick
 # grid, and the verdict read off the per-tick series
 TICK_GRID = ("ticks", "sim_end_s", "failure_time_s", "time_to_stable_s", "stability_lost_s",
-             "goodput_joins_per_s", "metastable_since_s")  # fmt: skip
+             "goodput_joins_per_s", "metastable_since_s",
+             "start_delay_s", "room_end_s")  # fmt: skip
 NODES = 16  # platform=default
 CAP = 1000  # its connections_per_node
 

@@ -21,6 +21,8 @@ TICK_RESOLVED = (
     "stability_lost_s",
     "goodput_joins_per_s",
     "metastable_since_s",
+    "start_delay_s",  # from time_to_stable_s
+    "room_end_s",
 )
 
 

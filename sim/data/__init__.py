@@ -1,0 +1,1 @@
+"""Data shipped with spacesim: the public data points of the replayed events (``events/*.csv``)."""
