@@ -39,6 +39,9 @@ commands:
   threshold [--workers N] [--resume DIR] [overrides]
                       the value of one parameter at which P(failure) crosses a target,
                       with a confidence interval: an adaptive search; threshold.json.
+  calibrate [--workers N] [--resume DIR] [overrides]
+                      fit a replay's unknown parameters to its event's public data
+                      points (scenario.event), with intervals; calibration.json.
   inspect ARCHIVE [--json]
                       what a run.h5 or sweep.h5 holds: schema version, provenance,
                       runs with status and key metrics, datasets with shapes and units.
@@ -91,6 +94,25 @@ confidence, runs, the fitted curve) and sweep.h5 to the sweep dir.
 example:
   spacesim threshold experiment=threshold_erlang_b workers=20 service_rate_per_s=1 \\
       max_reject_share=0.05
+"""
+
+CALIBRATE_USAGE = """\
+usage: spacesim calibrate [--workers N] [--resume DIR] [overrides]
+
+Fits the unknown parameters of a replay (hydra.sweeper.parameters: fleet size, join and
+control-plane capacity, the demand...) to the public data points of its event (scenario.event;
+sim/data/events/): each point runs hydra.sweeper.replications times with common random numbers,
+and a batched trust-region search moves the points until every simulated figure lands in its
+band, or the budget (hydra.sweeper.budget points) is spent. Reports each fitted parameter with
+a 95% interval and the residual of every data point; writes calibration.json, calibrated.yaml
+(the fit as a config) and sweep.h5 to the sweep dir (docs/calibration.md).
+
+  --workers N    run N jobs at a time with the joblib launcher (1: in this process); on a
+                 cluster use hydra/launcher=slurm or hydra/launcher=ray (docs/cluster.md)
+  --resume DIR   continue a calibration that was cut off: complete runs are not run again
+
+example:
+  spacesim calibrate experiment=calibrate_trump_2024 --workers 2
 """
 
 _NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version")
@@ -179,7 +201,8 @@ def _hydra_run(args: list[str], command_line: str) -> int:
         if num is None or note:  # a sweep names its own dir at the end, under its progress bar
             print(f"run dir: {run_dir}{note}")
         # what a sweeper reads of a run (sim.sweep): small, picklable for every launcher
-        return {k: summary.get(k) for k in ("failed", "engine_failed", "failure_reason")}
+        keys = ("failed", "engine_failed", "failure_reason", "data")  # data: a replay's figures
+        return {k: summary.get(k) for k in keys if k in summary}
 
     def point(cfg: DictConfig, sweep_dir: Path, p: dict[str, Any]) -> dict[str, Any]:
         """One run of a job of several runs; a run that cannot start fails alone."""
@@ -271,7 +294,8 @@ def cmd_sweep(args: list[str], kind: str = "sweep") -> int:
     prog = f"spacesim {kind}"
     command = ["spacesim", kind, *args]
     if any(a in ("-h", "--help") for a in args):
-        print(SWEEP_USAGE if kind == "sweep" else THRESHOLD_USAGE, end="")
+        usage = {"sweep": SWEEP_USAGE, "threshold": THRESHOLD_USAGE}
+        print(usage.get(kind, CALIBRATE_USAGE), end="")
         return 0
     parsed = _option([a for a in args if a not in ("-m", "--multirun")], "--resume", prog)
     if isinstance(parsed, int):
@@ -285,8 +309,8 @@ def cmd_sweep(args: list[str], kind: str = "sweep") -> int:
     if isinstance(launcher, int):
         return launcher
     rest = [*launcher, *rest]
-    if kind == "threshold" and resume is None:
-        rest = ["hydra/sweeper=threshold", *rest]
+    if kind in ("threshold", "calibrate") and resume is None:
+        rest = [f"hydra/sweeper={kind}", *rest]
     if resume is not None:
         from omegaconf import OmegaConf
 
@@ -323,7 +347,12 @@ def _after_sweep(status: int) -> int:
     stats = last_stats()
     if stats is not None:
         print(stats.line())
-        if stats.path is not None:
+        if stats.calibration is not None and stats.path is not None:
+            from sim.calibration import format_calibration
+
+            print(format_calibration(stats.calibration))
+            print(f"calibration: {stats.path}")
+        elif stats.path is not None:
             print(format_thresholds(stats.thresholds))
             print(f"threshold: {stats.path}")
     return status
@@ -359,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_sweep(args[1:])
     if args and args[0] == "threshold":
         return cmd_sweep(args[1:], "threshold")
+    if args and args[0] == "calibrate":
+        return cmd_sweep(args[1:], "calibrate")
     if args and args[0] == "inspect":
         return cmd_inspect(args[1:])
     if args and args[0] == "report":
@@ -376,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spacesim", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = ["run", "sweep", "threshold", "inspect", "report", "validate", "bench"]
+    commands = ["run", "sweep", "threshold", "calibrate", "inspect", "report", "validate", "bench"]
     parser.add_argument("command", nargs="?", choices=commands, help="what to do")
     ns = parser.parse_args(args)
     if ns.command is None:

@@ -165,7 +165,29 @@ def _sweeper_jobs(overrides: list[str]) -> list[list[str]] | None:
                 raise ValueError("\n".join(_explain(exc, overrides))) from exc
             jobs += [[*rest, f"{parameter}={x!r}"] for x in (float(spec.lo), float(spec.hi))]
         return jobs
+    if target.endswith(".CalibrationSweeper"):
+        return calibration_jobs(cfg, own, settings)
     return None
+
+
+def calibration_jobs(cfg: DictConfig, own: list[str], settings: dict[str, Any]) -> list[list[str]]:
+    """The corners of a calibration's box (every parameter at ``lo``, then at ``hi``), whose
+    configs are checked before anything runs; ``ValueError`` for bad settings or no event."""
+    from sim import calibration, observations
+
+    spec = calibration.spec_of(settings)
+    event = cfg.scenario.get("event")
+    if event is None:
+        known = ", ".join(observations.events())
+        raise ValueError(
+            f"scenario.event = None; allowed: an event whose data points the calibration fits"
+            f" ({known}, or a .csv file): choose a replay scenario (scenario=trump_2024)"
+        )
+    corners = []
+    for end in ("lo", "hi"):
+        point = {p.name: p.from_unit(0.0 if end == "lo" else 1.0) for p in spec.parameters}
+        corners.append([*own, *calibration.point_overrides(point)])
+    return corners
 
 
 def sweeper_overrides(overrides: list[str]) -> list[str]:

@@ -60,7 +60,8 @@ class SweepStats:
     errors: int = 0  # runs whose engine failed or whose job raised
     wall_s: float = 0.0
     thresholds: list[dict[str, Any]] = field(default_factory=list)
-    path: Path | None = None  # threshold.json
+    path: Path | None = None  # threshold.json, calibration.json
+    calibration: dict[str, Any] | None = None  # sim.calibration: the fit
 
     def line(self) -> str:
         per_min = 60 * self.runs / self.wall_s if self.wall_s > 0 else math.nan
