@@ -51,6 +51,7 @@ nothing, and a figure the press disagreed about widely (a wide band) is pulled o
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import re
@@ -169,11 +170,17 @@ def load(event: str) -> list[Observation]:
     """The validated data points of ``event`` (a name from ``events()``, or the path of a
     ``.csv`` file of the same columns), in file order."""
     if event in events():
-        return load_file(EVENTS_DIR / f"{event}.csv")
+        return list(_shipped(event))
     if event.endswith(".csv") and Path(event).is_file():
         return load_file(Path(event))
     known = ", ".join(events())
     raise ObservationError(f"unknown event {event!r}; known events: {known}, or a .csv file")
+
+
+@functools.cache
+def _shipped(event: str) -> tuple[Observation, ...]:
+    """A shipped event's data points, read once per process (every replay run measures them)."""
+    return tuple(load_file(EVENTS_DIR / f"{event}.csv"))
 
 
 def load_file(path: Traversable) -> list[Observation]:
