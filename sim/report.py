@@ -13,8 +13,16 @@ Sections (``docs/report.md``): ``timeline`` (a run file with time series), ``met
 (runs with per-tick ``arrivals``/``attempts``/``joined`` judged by ``criterion=metastable`` or
 found metastable), ``audio`` (runs with the audio fan-out on: a finite ``audio_delivered_ratio``),
 ``threshold`` (a sweep with a ``threshold.json``), ``policy`` (a ``threshold.json`` whose cells vary
-an admission or client policy), ``sweep`` (a sweep archive of two or more runs with a swept
-parameter).
+an admission or client policy), ``calibration`` (a sweep dir with the ``calibration.json`` of
+``spacesim calibrate``), ``sweep`` (a sweep archive of two or more runs with a swept parameter).
+A replay run (``scenario.event`` set) gets its event's public data points on its timeline.
+
+A **study** is a directory that holds no archive itself but has subdirectories that do (one level
+down): ``build_report(study_dir, out)`` makes one part per subdirectory, in the order of the
+optional ``study.json`` (``{"title", "answers": [...], "parts": [{"dir", "title"}, ...]}``; the
+subdirectories it does not list follow, sorted; without it, all of them sorted), each part's files
+in ``out/<dir>/`` (with its own ``report.html``), and one ``out/report.html``: the study's title
+and ``answers`` first, then the findings of every part, then the parts.
 
 ``python -m sim.report ARCHIVE --out DIR`` runs it from the shell. The notebooks need the
 ``notebooks`` extra (ipykernel, nbclient, nbformat, jupytext).
@@ -42,6 +50,11 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "analysis" / "notebooks"
 THRESHOLD_JSON = "threshold.json"  # sim.sweep.THRESHOLD_JSON (not imported: it pulls in Hydra)
+CALIBRATION_JSON = "calibration.json"  # sim.calibration.CALIBRATION_JSON (the same: Hydra)
+STUDY_JSON = "study.json"
+ARCHIVE_FILES = (RUN_H5, SWEEP_H5, THRESHOLD_JSON, CALIBRATION_JSON)
+"""A directory holding one of these is an archive; one holding none, with subdirectories that
+do, is a study (one part per subdirectory)."""
 REPORT_HTML = "report.html"
 KERNEL = "python3"
 CELL_TIMEOUT_S = 600
@@ -55,11 +68,12 @@ SECTIONS: dict[str, str] = {
     "audio": "Audio",
     "threshold": "Failure threshold",
     "policy": "Policy comparison",
+    "calibration": "Calibration",
     "sweep": "Sweep",
 }
 """Section name (and notebook ``analysis/notebooks/<name>.py``) -> title, in report order."""
 
-SPECIALISED = ("metastability", "audio", "policy")
+SPECIALISED = ("metastability", "audio", "policy", "calibration")
 """Sections for one kind of study: when the archive is not of that kind, the reason is kept in
 ``ReportResult.not_applicable`` (not ``skipped``); both are listed in the HTML."""
 
@@ -76,33 +90,50 @@ class ReportResult:
     not_applicable: dict[str, str] = field(default_factory=dict)
     findings: dict[str, str] = field(default_factory=dict)
     figures: dict[str, list[Path]] = field(default_factory=dict)
+    title: str = ""
+    """The study's (or, for a part of one, the part's) title; empty for a single archive."""
+    answers: list[str] = field(default_factory=list)
+    """The study's answers (``study.json``), shown first."""
+    parts: dict[str, ReportResult] = field(default_factory=dict)
+    """A study's parts, by subdirectory, in report order (then ``sections``, ``findings``,
+    ``figures``, ``skipped`` and ``not_applicable`` are keyed ``"<dir>/<section>"``)."""
+    parts_left_out: dict[str, str] = field(default_factory=dict)
+    """A study's parts that could not be read, by subdirectory, with the reason."""
 
 
 @dataclass
 class _Target:
-    """Where an archive's parts are: its HDF5 file (if any) and its ``threshold.json`` (if any)."""
+    """Where an archive's parts are: its HDF5 file (if any), its ``threshold.json`` and its
+    ``calibration.json`` (if any)."""
 
     h5: Path | None
     threshold: Path | None
+    calibration: Path | None = None
+
+    def only(self) -> str:
+        """What the archive has when it has no HDF5 file: ``"only a threshold.json"``."""
+        docs = [p.name for p in (self.threshold, self.calibration) if p is not None]
+        return "only a " + " and a ".join(docs) if docs else "nothing"
 
 
 def _locate(archive: Path) -> _Target:
     """The archive's HDF5 file and threshold document; ``ValueError`` when there is neither."""
     if not archive.exists():
         raise ArchiveError(f"{archive}: no such file or directory")
-    if archive.is_file() and archive.name == THRESHOLD_JSON:
-        h5 = archive.parent / SWEEP_H5
-        return _Target(h5 if h5.is_file() else None, archive)
     folder = archive if archive.is_dir() else archive.parent
-    doc = folder / THRESHOLD_JSON
+    doc, cal_doc = folder / THRESHOLD_JSON, folder / CALIBRATION_JSON
     thr = doc if doc.is_file() else None
+    cal = cal_doc if cal_doc.is_file() else None
+    if archive.is_file() and archive.name in (THRESHOLD_JSON, CALIBRATION_JSON):
+        h5 = archive.parent / SWEEP_H5
+        return _Target(h5 if h5.is_file() else None, thr, cal)
     if (
         archive.is_dir()
-        and thr is not None
+        and (thr is not None or cal is not None)
         and not any((archive / n).is_file() for n in (SWEEP_H5, RUN_H5))
     ):
-        return _Target(None, thr)
-    return _Target(resolve(archive), thr)
+        return _Target(None, thr, cal)
+    return _Target(resolve(archive), thr, cal)
 
 
 @dataclass
@@ -179,7 +210,7 @@ def _plan(target: _Target) -> tuple[list[str], dict[str, str]]:
             if not is_sweep and not has_series:
                 runs.storm_series = 0
     if target.h5 is None:
-        skipped["timeline"] = "no run archive (only a threshold.json)"
+        skipped["timeline"] = f"no run archive ({target.only()})"
     elif is_sweep:
         skipped["timeline"] = f"a sweep archive of {n_runs} runs, not a single run file"
     elif not has_series:
@@ -188,7 +219,7 @@ def _plan(target: _Target) -> tuple[list[str], dict[str, str]]:
         supported.append("timeline")
     storm = " ".join(f"`{c}`" for c in STORM_SERIES)
     if target.h5 is None:
-        skipped["metastability"] = "no run archive (only a threshold.json)"
+        skipped["metastability"] = f"no run archive ({target.only()})"
     elif not runs.storm_series:
         skipped["metastability"] = f"no run has the per-tick {storm} time series"
     elif not (runs.metastable_criterion or runs.metastable):
@@ -198,7 +229,7 @@ def _plan(target: _Target) -> tuple[list[str], dict[str, str]]:
     else:
         supported.append("metastability")
     if target.h5 is None:
-        skipped["audio"] = "no run archive (only a threshold.json)"
+        skipped["audio"] = f"no run archive ({target.only()})"
     elif not runs.audio_column:
         skipped["audio"] = f"no fan-out metrics ({AUDIO_METRIC}) in the archive's summary"
     elif not runs.audio:
@@ -221,6 +252,12 @@ def _plan(target: _Target) -> tuple[list[str], dict[str, str]]:
         )
     else:
         supported.append("policy")
+    if target.calibration is None:
+        skipped["calibration"] = (
+            f"no {CALIBRATION_JSON}: the archive is not from a calibration (spacesim calibrate)"
+        )
+    else:
+        supported.append("calibration")
     if target.h5 is None or not is_sweep:
         skipped["sweep"] = "not a sweep archive (sweep.h5)"
     elif n_runs < 2:
@@ -294,14 +331,48 @@ code { background: #eee; padding: 0 0.2em; }
 """
 
 
+def _head(title: str) -> list[str]:
+    esc = html.escape
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+    ]
+
+
+def _body(result: ReportResult, part: str = "") -> list[str]:
+    """Each section with its findings and figures, then the sections left out and why. In a
+    study (``part``: the subdirectory) the ids are ``<part>-<section>``, the headings one lower."""
+    esc = html.escape
+    h, prefix = ("h3", f"{part}-") if part else ("h2", "")
+    data_part = f' data-part="{esc(part)}"' if part else ""
+    parts: list[str] = []
+    for section in result.sections:
+        parts.append(f'<section id="{prefix}{section}"{data_part}>')
+        parts.append(f"<{h}>{esc(SECTIONS[section])}</{h}>")
+        if section in result.findings:
+            parts.append(f"<p>{esc(result.findings[section])}</p>")
+        parts += [_img(p) for p in result.figures.get(section, [])]
+        parts.append("</section>")
+    left_out = result.skipped | result.not_applicable
+    if left_out:
+        parts.append(f'<section id="{prefix}skipped"><{h}>Sections left out</{h}><ul>')
+        parts += [
+            f'<li data-section="{s}"{data_part}><b>{esc(SECTIONS.get(s, s))}</b>: '
+            f"{esc(left_out[s])}</li>"
+            for s in SECTIONS
+            if s in left_out
+        ]
+        parts.append("</ul></section>")
+    return parts
+
+
 def _html(archive: Path, result: ReportResult) -> str:
     esc = html.escape
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>spacesim report: {esc(archive.name)}</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        "<h1>spacesim report</h1>",
+        *_head(f"spacesim report: {archive.name}"),
+        f"<h1>{esc(result.title) if result.title else 'spacesim report'}</h1>",
         f"<p>Archive: <code>{esc(str(archive))}</code></p>",
         '<div class="findings"><h2>Findings</h2>',
     ]
@@ -311,19 +382,45 @@ def _html(archive: Path, result: ReportResult) -> str:
     else:
         parts.append('<p id="findings">No section could be made from this archive.</p>')
     parts.append("</div>")
-    for section in result.sections:
-        parts.append(f'<section id="{section}"><h2>{esc(SECTIONS[section])}</h2>')
-        if section in result.findings:
-            parts.append(f"<p>{esc(result.findings[section])}</p>")
-        parts += [_img(p) for p in result.figures.get(section, [])]
+    parts += _body(result)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _study_html(path: Path, result: ReportResult) -> str:
+    """The study's title and answers, the findings of every part, then the parts."""
+    esc = html.escape
+    parts = [
+        *_head(f"spacesim study: {result.title}"),
+        f'<h1 id="title">{esc(result.title)}</h1>',
+    ]
+    if result.answers:
+        parts.append('<ul id="answers">')
+        parts += [f"<li>{esc(a)}</li>" for a in result.answers]
+        parts.append("</ul>")
+    parts += [
+        f"<p>Study: <code>{esc(str(path))}</code></p>",
+        '<div class="findings" id="findings"><h2>Findings</h2>',
+    ]
+    for name, part in result.parts.items():
+        text = " ".join(esc(part.findings[s]) for s in part.sections if s in part.findings)
+        parts.append(
+            f'<p id="findings-{esc(name)}" data-part="{esc(name)}"><b>{esc(part.title)}</b>: '
+            f"{text or 'no section could be made from this part.'}</p>"
+        )
+    if not result.parts:
+        parts.append("<p>No part of this study could be read.</p>")
+    parts.append("</div>")
+    for name, part in result.parts.items():
+        parts.append(f'<section id="part-{esc(name)}" class="part"><h2>{esc(part.title)}</h2>')
+        parts.append(f"<p>Archive: <code>{esc(str(path / name))}</code></p>")
+        parts += _body(part, name)
         parts.append("</section>")
-    left_out = result.skipped | result.not_applicable
-    if left_out:
-        parts.append('<section id="skipped"><h2>Sections left out</h2><ul>')
+    if result.parts_left_out:
+        parts.append('<section id="parts-left-out"><h2>Parts left out</h2><ul>')
         parts += [
-            f'<li data-section="{s}"><b>{esc(SECTIONS.get(s, s))}</b>: {esc(left_out[s])}</li>'
-            for s in SECTIONS
-            if s in left_out
+            f'<li data-part="{esc(n)}"><b>{esc(n)}</b>: {esc(why)}</li>'
+            for n, why in result.parts_left_out.items()
         ]
         parts.append("</ul></section>")
     parts.append("</body></html>")
@@ -333,14 +430,33 @@ def _html(archive: Path, result: ReportResult) -> str:
 def build_report(archive: Path, out: Path, progress: bool = False) -> ReportResult:
     """Write ``out/report.html`` (and each section's figures and notebook) for ``archive``.
 
-    ``archive``: a run or sweep directory, its ``run.h5``/``sweep.h5``, or a ``threshold.json``.
-    A path that is not an archive raises ``sim.archive.ArchiveError`` (a ``ValueError``). A
-    section whose notebook fails is listed with the skipped ones, with the error.
+    ``archive``: a run or sweep directory, its ``run.h5``/``sweep.h5``, a ``threshold.json`` or
+    ``calibration.json``, or a study directory (subdirectories that are archives: one part each,
+    their files in ``out/<dir>/``; ``ReportResult.parts``). A path that is not an archive raises
+    ``sim.archive.ArchiveError`` (a ``ValueError``). A section whose notebook fails is listed with
+    the skipped ones, with the error.
     """
-    from tqdm import tqdm
-
     archive = Path(archive).resolve()
     out = Path(out).resolve()
+    study = _study(archive)
+    if study is not None:
+        return _build_study(archive, study, out, progress)
+    result = _build_part(archive, out, progress)
+    result.html.write_text(_html(archive, result))
+    log.info(
+        "report: %s (%d sections, %d skipped, %d not applicable)",
+        result.html,
+        len(result.sections),
+        len(result.skipped),
+        len(result.not_applicable),
+    )
+    return result
+
+
+def _build_part(archive: Path, out: Path, progress: bool, desc: str = "report") -> ReportResult:
+    """Run the notebooks of every section ``archive`` supports into ``out``; no HTML yet."""
+    from tqdm import tqdm
+
     target = _locate(archive)
     supported, skipped = _plan(target)
     out.mkdir(parents=True, exist_ok=True)
@@ -356,8 +472,9 @@ def build_report(archive: Path, out: Path, progress: bool = False) -> ReportResu
         "sweep": target.h5,
         "threshold": target.threshold,
         "policy": folder,  # threshold.json and, when there, sweep.h5 (time to stable)
+        "calibration": target.calibration,
     }
-    bar = tqdm(supported, desc="report", unit="section", disable=not progress)
+    bar = tqdm(supported, desc=desc, unit="section", disable=not progress)
     for section in bar:
         bar.set_postfix_str(section)
         path = source[section]
@@ -374,13 +491,92 @@ def build_report(archive: Path, out: Path, progress: bool = False) -> ReportResu
     result.not_applicable = {s: why for s, why in skipped.items() if s in SPECIALISED}
     result.skipped |= {s: why for s, why in skipped.items() if s not in SPECIALISED}
     result.skipped = {s: result.skipped[s] for s in SECTIONS if s in result.skipped}
-    result.html.write_text(_html(archive, result))
+    return result
+
+
+@dataclass
+class _Study:
+    """A study directory: its title, its answers and its parts (subdirectory, title), in order."""
+
+    title: str
+    answers: list[str]
+    parts: list[tuple[str, str]]
+
+
+def _is_archive_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / n).is_file() for n in ARCHIVE_FILES)
+
+
+def _study(path: Path) -> _Study | None:
+    """The study ``path`` is (``STUDY_JSON`` and/or archive subdirectories), or None when it is
+    not a directory, is an archive itself, or has neither. A malformed ``study.json`` raises
+    ``ArchiveError``."""
+    if not path.is_dir() or _is_archive_dir(path):
+        return None
+    found = sorted(d.name for d in path.iterdir() if _is_archive_dir(d))
+    doc_path = path / STUDY_JSON
+    if not doc_path.is_file():
+        return _Study(path.name, [], [(d, d) for d in found]) if found else None
+    try:
+        doc = json.loads(doc_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArchiveError(f"{doc_path}: not JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ArchiveError(f"{doc_path}: must be a JSON object with title, answers, parts")
+    title, answers, listed = doc.get("title", path.name), doc.get("answers", []), doc.get("parts")
+    if not isinstance(title, str):
+        raise ArchiveError(f"{doc_path}: title = {title!r}; want a string")
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise ArchiveError(f"{doc_path}: answers = {answers!r}; want a list of strings")
+    if listed is not None and not isinstance(listed, list):
+        raise ArchiveError(f"{doc_path}: parts = {listed!r}; want a list")
+    parts: list[tuple[str, str]] = []
+    for i, part in enumerate(listed if listed is not None else []):
+        name = part.get("dir") if isinstance(part, dict) else None
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            raise ArchiveError(
+                f"{doc_path}: parts[{i}] = {part!r}; want {{'dir': SUBDIRECTORY, 'title': str}}"
+            )
+        parts.append((name, str(part.get("title") or name)))
+    named = {name for name, _ in parts}
+    parts += [(d, d) for d in found if d not in named]
+    return _Study(title, list(answers), parts)
+
+
+def _build_study(path: Path, study: _Study, out: Path, progress: bool) -> ReportResult:
+    """One part per subdirectory into ``out/<dir>/`` (each with its own ``report.html``), then
+    ``out/report.html`` of them all."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = ReportResult(html=out / REPORT_HTML, title=study.title, answers=study.answers)
+    log.info("study %s: %s", path, ", ".join(name for name, _ in study.parts) or "no parts")
+    for name, title in study.parts:
+        sub = path / name
+        if not _is_archive_dir(sub):
+            why = f"{sub}: no {', '.join(ARCHIVE_FILES)}"
+            log.error("study part %s left out: %s", name, why)
+            result.parts_left_out[name] = why
+            continue
+        try:
+            part = _build_part(sub, out / name, progress, desc=f"report {name}")
+        except ValueError as exc:  # ArchiveError: a broken archive costs its part
+            log.error("study part %s left out: %s", name, exc)
+            result.parts_left_out[name] = str(exc)
+            continue
+        part.title = title
+        part.html.write_text(_html(sub, part))
+        result.parts[name] = part
+        result.sections += [f"{name}/{s}" for s in part.sections]
+        result.findings |= {f"{name}/{s}": v for s, v in part.findings.items()}
+        result.figures |= {f"{name}/{s}": v for s, v in part.figures.items()}
+        result.skipped |= {f"{name}/{s}": v for s, v in part.skipped.items()}
+        result.not_applicable |= {f"{name}/{s}": v for s, v in part.not_applicable.items()}
+    result.html.write_text(_study_html(path, result))
     log.info(
-        "report: %s (%d sections, %d skipped, %d not applicable)",
+        "report: %s (%d parts, %d sections, %d parts left out)",
         result.html,
+        len(result.parts),
         len(result.sections),
-        len(result.skipped),
-        len(result.not_applicable),
+        len(result.parts_left_out),
     )
     return result
 
@@ -389,7 +585,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sim.report ARCHIVE --out DIR``: 0 when written, 1 when no section could be
     made, 2 for a path that is not an archive."""
     parser = argparse.ArgumentParser(prog="spacesim report", description=__doc__.splitlines()[0])
-    parser.add_argument("archive", type=Path, help="run/sweep directory, .h5 or threshold.json")
+    parser.add_argument(
+        "archive", type=Path, help="run/sweep directory, .h5, threshold.json or a study directory"
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="output directory (default: ARCHIVE_DIR/report)"
     )
@@ -408,6 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  left out {name}: {why}")
     for name, why in result.not_applicable.items():
         print(f"  not applicable {name}: {why}")
+    for name, why in result.parts_left_out.items():
+        print(f"  part left out {name}: {why}")
     print(f"report: {result.html} ({', '.join(result.sections) or 'no section'})")
     return 0 if result.sections else 1
 

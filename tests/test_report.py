@@ -71,6 +71,11 @@ def test_run_report_is_a_timeline(
     assert f"{float(peak):.0f} listeners" in report_findings(text)
     assert 'data-section="threshold"' in text and 'data-section="sweep"' in text
     assert (result.html.parent / "timeline.ipynb").is_file()
+    # not a replay (no scenario.event): no public data points, no starts, no replay findings
+    assert "Replay of" not in report_findings(text)
+    svg = (result.html.parent / "timeline.svg").read_text()
+    assert 'id="scheduled_start' not in svg and 'id="data/' not in svg
+    assert "calibration.json" in result.not_applicable["calibration"]
 
 
 def test_threshold_report(archives: dict[str, Path], reports: dict[str, ReportResult]) -> None:

@@ -14,12 +14,14 @@
 # # Run timeline
 #
 # Listeners, people trying, attempts by outcome and nodes up over time, with the run's events.
+# A replay (``scenario.event`` set) also shows the event's public data points on the listeners
+# axis, with the scheduled and the actual start (``analysis.replay``).
 
 # %%
 
 import matplotlib.pyplot as plt
 
-from analysis import frames, notebook, plots
+from analysis import frames, notebook, plots, replay
 
 # %% tags=["parameters"]
 archive = ""
@@ -30,6 +32,7 @@ out_dir = notebook.start(out)
 df = frames.timeline(archive)
 ev = frames.events(archive)
 summary = frames.summary(archive).iloc[0]
+event = replay.event(archive)
 
 # %%
 people = df[df["series"].isin(["concurrent", "trying"])]
@@ -41,6 +44,9 @@ panels = [
 fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3 * len(panels)), sharex=True, squeeze=False)
 for ax, (_, part) in zip(axes[:, 0], panels, strict=True):
     plots.timeline(part, ax=ax, events=ev)
+start_delay_s = replay.as_float(summary.get("start_delay_s"))
+if event is not None:
+    replay.overlay(axes[0, 0], replay.points(event), start_delay_s, tuple(axes[1:, 0]))
 figures = [notebook.save(fig, out_dir, "timeline")]
 
 # %%
@@ -50,4 +56,6 @@ findings = (
     f"The run peaked at {peak:.0f} listeners in the room, {float(joined):.0f} people joined, "
     f"with {len(ev)} events ({', '.join(sorted(set(ev['kind']))) or 'none'})."
 )
+if event is not None:
+    findings += " " + replay.findings(event, replay.check(event, summary), start_delay_s)
 notebook.finish(out_dir, "timeline", "Run timeline", findings, figures)
