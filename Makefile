@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/spacesim run $(ARGS)
+	$(VENV)/bin/spacesim main $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sim tests benchmarks analysis

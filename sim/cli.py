@@ -42,6 +42,10 @@ commands:
   calibrate [--workers N] [--resume DIR] [overrides]
                       fit a replay's unknown parameters to its event's public data
                       points (scenario.event), with intervals; calibration.json.
+  main [--calibrate] [--out DIR] [overrides]
+                      the main job (`make run`): replays Trump 2024 and DeSantis 2023,
+                      the failure threshold of a Trump-like launch, one HTML report
+                      and one-line answers, in results/main/DATE/TIME.
   inspect ARCHIVE [--json]
                       what a run.h5 or sweep.h5 holds: schema version, provenance,
                       runs with status and key metrics, datasets with shapes and units.
@@ -54,6 +58,7 @@ commands:
 
 examples:
   spacesim run
+  spacesim main --calibrate
   spacesim run experiment=bench_surge scenario.expected_arrivals=1e5 hydra.run.dir=out/bench
   spacesim run -m seed=1,2,3 platform.nodes=32,64
   spacesim sweep --resume results/sweeps/2026-12-02/10-00-00_surge
@@ -392,6 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_sweep(args[1:], "calibrate")
     if args and args[0] == "inspect":
         return cmd_inspect(args[1:])
+    if args and args[0] == "main":
+        from sim.mainjob import main as main_job
+
+        return main_job(args[1:])
     if args and args[0] == "report":
         from sim.report import main as report_main
 
@@ -407,7 +416,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spacesim", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = ["run", "sweep", "threshold", "calibrate", "inspect", "report", "validate", "bench"]
+    commands = [
+        *("run", "sweep", "threshold", "calibrate", "main"),
+        *("inspect", "report", "validate", "bench"),
+    ]
     parser.add_argument("command", nargs="?", choices=commands, help="what to do")
     ns = parser.parse_args(args)
     if ns.command is None:
