@@ -704,6 +704,16 @@ def _clock_problems(cfg: Config) -> Iterator[Problem]:
 
 def check(cfg: Config) -> Iterator[Problem]:
     """Every problem of a typed config, with keys relative to the root."""
+    named: set[str] = set()
+    for problem in _problems(cfg):
+        named.add(problem[0])
+        yield problem
+    for key, value in _numbers(cfg, ""):  # inf passes "> 0": no quantity here may be infinite
+        if not math.isfinite(value) and key not in named:
+            yield key, value, "a finite number (null where the key allows 'none')"
+
+
+def _problems(cfg: Config) -> Iterator[Problem]:
     for group in ("scenario", "platform", "engine", "criterion", "autoscaler", "attack"):
         for k, v, allowed in getattr(cfg, group).problems():
             yield f"{group}.{k}", v, allowed
@@ -711,6 +721,21 @@ def check(cfg: Config) -> Iterator[Problem]:
     yield from _clock_problems(cfg)
     if isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**63:
         yield "seed", cfg.seed, "an integer in [0, 2**63)"
+
+
+def _numbers(node: Any, key: str) -> Iterator[tuple[str, float]]:
+    """Every float of a typed config tree with its key (``a.b[2].c``)."""
+    if isinstance(node, float):
+        yield key, node
+    elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+        for f in dataclasses.fields(node):
+            yield from _numbers(getattr(node, f.name), f"{key}.{f.name}" if key else f.name)
+    elif isinstance(node, list | tuple):
+        for i, item in enumerate(node):
+            yield from _numbers(item, f"{key}[{i}]")
+    elif isinstance(node, dict):
+        for k, item in node.items():
+            yield from _numbers(item, f"{key}.{k}")
 
 
 def _scale_of(root: Any) -> float:

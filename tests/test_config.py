@@ -290,3 +290,21 @@ def test_a_bad_value_of_a_new_parameter_is_refused_naming_it(
 )  # fmt: skip
 def test_the_boundary_values_of_the_new_parameters_are_accepted(overrides: list[str]) -> None:
     assert check_overrides(overrides) == []
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "scenario.session_mean_s=inf",  # segfaulted in the peak tally before it was refused
+        "platform.join_service_mean_s=inf",  # never finished
+        "engine.tick_s=inf",
+        "platform.restart_s=inf",
+        "criterion.stable_p99_s=-inf",
+        "client.cap_s=inf",
+    ],
+)
+def test_an_infinite_value_is_refused_naming_its_key(override: str) -> None:
+    key = override.partition("=")[0]
+    problems = check_overrides([override])
+    assert problems and all(key in p for p in problems), problems
+    assert any("finite" in p or "number" in p for p in problems)
