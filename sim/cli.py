@@ -154,7 +154,7 @@ def cmd_run(args: list[str], command: Sequence[str] = ()) -> int:
         extra = sweeper_overrides(overrides)
         overrides, args = [*overrides, *extra], [*args, *extra]
     if runs:
-        problems = check_overrides(overrides, multirun)
+        problems = check_overrides(overrides, multirun, argv=args)
         if problems:
             for p in problems:
                 print(f"spacesim: {p}", file=sys.stderr)
@@ -178,6 +178,9 @@ def _hydra_run(args: list[str], command_line: str) -> int:
     from sim.sweep import POINTS_JSON
 
     register()
+    from sim.targets import install_guard
+
+    install_guard()  # Hydra instantiates nothing outside the allowlist, whatever got this far
     callbacks.reset()
     status = {"failed": 0}
 

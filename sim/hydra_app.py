@@ -2,14 +2,20 @@
 
 ``check_overrides`` composes the config for the given overrides (every combination of a ``-m``
 sweep) with Hydra's compose API and validates it, before Hydra creates any directory. Errors name
-the key, the value and what is allowed.
+the key, the value and what is allowed. First of all it refuses a config that names a callable
+spacesim does not allow (``check_targets``, ``sim.targets``): a ``_target_`` of the overrides or
+of the whole composed config, Hydra's ``hydra`` node included (callbacks, sweeper, launcher,
+logging), as Hydra will compose it (with the ``--config-dir`` and ``--config-name`` of the
+command line when it is given).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from sim import targets
 from sim.config import Config, ConfigError, format_problem, register, to_config
 
 
@@ -226,13 +233,108 @@ def _plain_seed(combo: list[str]) -> bool:
     return True
 
 
-def check_overrides(overrides: list[str], multirun: bool = False) -> list[str]:
+_CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+_CONFIG_NAME_FLAGS = ("--config-name", "-cn")
+
+
+def _flag_value(argv: Sequence[str], names: tuple[str, ...]) -> str | None:
+    """The value of the last ``--flag VALUE`` / ``--flag=VALUE`` of ``names`` in ``argv``."""
+    value = None
+    for i, a in enumerate(argv):
+        if a in names and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif "=" in a and a.split("=", 1)[0] in names:
+            value = a.split("=", 1)[1]
+    return value
+
+
+@contextlib.contextmanager
+def _hydra_search_path(config_dir: str | None) -> Iterator[None]:
+    """Hydra initialised as ``spacesim run`` initialises it: ``conf/``, and a ``--config-dir``
+    first (as Hydra prepends it)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.version import setbase
+
+    GlobalHydra.instance().clear()
+    setbase("1.3")
+    csp = create_config_search_path(search_path_dir=str(conf_dir()))
+    if config_dir is not None:
+        csp.prepend(
+            provider="command-line",
+            path=f"file://{os.path.abspath(config_dir)}",
+            anchor=SearchPathQuery(provider="schema"),
+        )
+    Hydra.create_main_hydra2(task_name="spacesim", config_search_path=csp)
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _group_choices(combo: list[str]) -> tuple[str, ...]:
+    """What of a job's overrides can bring new config nodes: group choices and mappings."""
+    return tuple(o for o in combo if "." not in o.split("=", 1)[0] or "{" in o)
+
+
+def check_targets(
+    overrides: list[str], multirun: bool = False, argv: Sequence[str] = ()
+) -> list[str]:
+    """The callables these overrides and the configs they compose name that are not allowed
+    (``sim.targets``): the overrides as given (every value of a sweep), then the whole config
+    Hydra will run with (its own ``hydra`` node: callbacks, sweeper, launcher, logging), composed
+    as ``spacesim run`` composes it, with the ``--config-dir`` and ``--config-name`` of ``argv``,
+    for every distinct choice of config groups of a ``-m`` grid. Nothing is instantiated."""
+    found = targets.override_problems(overrides)
+    if found:
+        return found
+    config_dir = _flag_value(argv, _CONFIG_DIR_FLAGS)
+    config_name = _flag_value(argv, _CONFIG_NAME_FLAGS) or "config"
+    if config_dir is not None and not os.path.isdir(config_dir):
+        return []  # Hydra refuses it before it composes anything
+    register()
+    hydra_keys = [o for o in overrides if _is_hydra_key(o)]
+    checked: set[tuple[str, ...]] = set()
+    with _hydra_search_path(config_dir):
+        try:
+            combos = list(_combinations(overrides, multirun))
+        except HydraException:
+            return []  # check_overrides explains it
+        for combo in combos:
+            key = _group_choices(combo)
+            if key in checked:
+                continue
+            checked.add(key)
+            try:
+                cfg = compose(
+                    config_name=config_name,
+                    overrides=[*combo, *hydra_keys],
+                    return_hydra_config=True,
+                )
+            except (HydraException, OmegaConfBaseException, ValueError):
+                continue  # check_overrides explains it (and Hydra refuses it)
+            found = targets.config_problems(cfg)
+            if found:
+                return found
+    return []
+
+
+def check_overrides(
+    overrides: list[str], multirun: bool = False, argv: Sequence[str] = ()
+) -> list[str]:
     """Every problem of the configs these overrides make (empty when all can run).
 
-    A multirun is checked job by job before anything runs: every combination of its grid, and
-    with one of spacesim's sweepers (``sim.sweep``) every point of its design or the bracket of
-    its threshold search, and the sweeper's own settings.
+    First the callables they name (``check_targets``: a ``_target_`` that is not one of
+    spacesim's classes or the Hydra plugins it runs with is refused). Then a multirun is checked
+    job by job before anything runs: every combination of its grid, and with one of spacesim's
+    sweepers (``sim.sweep``) every point of its design or the bracket of its threshold search,
+    and the sweeper's own settings. ``argv``: the arguments of ``spacesim run``, for their
+    ``--config-dir`` and ``--config-name``.
     """
+    untrusted = check_targets(overrides, multirun, argv)
+    if untrusted:
+        return untrusted
     register()
     messages: list[str] = []
     GlobalHydra.instance().clear()

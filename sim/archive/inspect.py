@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from sim.archive.reader import open_archive
-from sim.archive.v1 import RunView, V1Run, strings_attr
+from sim.archive.v1 import RunView, V1Run, attrs_of, strings_attr
 
 KEY_METRICS = (
     "arrivals",
@@ -84,7 +84,7 @@ def _datasets(group: h5py.Group, prefix: str = "") -> list[dict[str, Any]]:
             entry["units"] = ""
             entry["fields"] = _fields(obj)
         else:
-            entry["units"] = str(obj.attrs.get("units", ""))
+            entry["units"] = str(attrs_of(obj).get("units", ""))
         out.append(entry)
     return out
 

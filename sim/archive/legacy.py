@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from sim.archive.schema import STATUS_FAILED, STATUS_OK, Scalar, flatten, scalar, units_of
+from sim.archive.v1 import attrs_of, checked
 
 VERSION_PREFIX = (0, 1)
 LIBRARIES = ("numpy", "numba", "simpy", "scipy", "h5py", "hydra-core", "omegaconf")
@@ -37,13 +38,13 @@ class LegacyRun:
     def __init__(self, f: h5py.File, run_id: int = 0) -> None:
         self.group = f
         self.run_id = run_id
-        self.schema_version = str(f.attrs["schema_version"])
+        self.schema_version = str(attrs_of(f)["schema_version"])
 
     def summary(self) -> dict[str, Any]:
         g = self.group["summary"]
-        out: dict[str, Any] = {k: _attr(v, k) for k, v in g.attrs.items()}
+        out: dict[str, Any] = {k: _attr(v, k) for k, v in attrs_of(g).items()}
         for name, sub in g.items():
-            out[name] = {k: _attr(v, f"{name}.{k}") for k, v in sub.attrs.items()}
+            out[name] = {k: _attr(v, f"{name}.{k}") for k, v in attrs_of(sub).items()}
         return out
 
     def summary_units(self) -> dict[str, str]:
@@ -63,16 +64,16 @@ class LegacyRun:
         return ""
 
     def software_version(self) -> str:
-        return str(self.group["provenance"].attrs.get("spacesim", ""))
+        return str(attrs_of(self.group["provenance"]).get("spacesim", ""))
 
     def config_yaml(self) -> str:
-        return str(self.group["config"].attrs["yaml"])
+        return str(attrs_of(self.group["config"])["yaml"])
 
     def config_sha256(self) -> str:
         return ""  # not recorded in 0.1.0
 
     def overrides(self) -> list[str]:
-        return [str(o) for o in json.loads(self.group["config"].attrs["overrides"])]
+        return [str(o) for o in json.loads(attrs_of(self.group["config"])["overrides"])]
 
     def parameters(self) -> dict[str, Scalar]:
         from omegaconf import DictConfig, OmegaConf
@@ -84,7 +85,7 @@ class LegacyRun:
         return parameters_from(cfg, self.overrides())
 
     def provenance(self) -> dict[str, Any]:
-        attrs = {k: str(v) for k, v in self.group["provenance"].attrs.items()}
+        attrs = {k: str(v) for k, v in attrs_of(self.group["provenance"]).items()}
         libs = {k: attrs.pop(k) for k in LIBRARIES if k in attrs}
         attrs.pop("spacesim", None)
         return attrs | {"libraries": libs}
@@ -105,14 +106,14 @@ class LegacyRun:
 
     def timeseries(self) -> dict[str, np.ndarray]:
         g = self.group["timeseries"]
-        out = {"t_s": g["t_s"][:]} if "t_s" in g else {}
-        return out | {k: d[:] for k, d in g.items() if k != "t_s"}
+        out = {"t_s": checked(g["t_s"])[:]} if "t_s" in g else {}
+        return out | {k: checked(d)[:] for k, d in g.items() if k != "t_s"}
 
     def timeseries_units(self) -> dict[str, str]:
-        return {k: str(d.attrs.get("units", "")) for k, d in self.group["timeseries"].items()}
+        return {k: str(attrs_of(d).get("units", "")) for k, d in self.group["timeseries"].items()}
 
     def events(self) -> list[dict[str, Any]]:
-        raw = json.loads(self.group["events"].attrs.get("json", '{"events": []}'))["events"]
+        raw = json.loads(attrs_of(self.group["events"]).get("json", '{"events": []}'))["events"]
         out = []
         for e in raw:
             t = e.get("t_s")

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +42,7 @@ from sim.archive.schema import (
     parse_version,
 )
 from sim.archive.table import build_table, read_table, summary_row
-from sim.archive.v1 import CachedAttrs, RunView, V1Run
+from sim.archive.v1 import CachedAttrs, RunView, V1Run, strings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +50,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUPPORTED = "0.1.x and 1.x"
+
+#: what reading a damaged file raises (h5py: OSError, KeyError, RuntimeError, ValueError...;
+#: decoding: UnicodeError, a ValueError; numpy: OverflowError, MemoryError), made ArchiveErrors
+DAMAGE = (
+    OSError,
+    LookupError,
+    RuntimeError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    ArithmeticError,
+    MemoryError,
+    RecursionError,
+)
 _MAJOR = parse_version(SCHEMA_VERSION)[0]
 
 
@@ -121,7 +137,7 @@ class Archive:
     def problems(self) -> list[str]:
         """What the merge of a sweep reported (files left out and why); empty for a run."""
         if self.is_sweep and "problems" in self.file:
-            return [str(s) for s in self.file["problems"].asstr()[:]]
+            return strings(self.file["problems"])
         return []
 
 
@@ -134,6 +150,52 @@ def resolve(path: str | Path) -> Path:
                 return p / name
         raise ArchiveError(f"{p}: a directory with neither {SWEEP_H5} nor {RUN_H5}")
     return p
+
+
+_GCOL = b"GCOL\x01\x00\x00\x00"  # a global heap collection, version 1
+_OBJ_HEADER = 16  # index (2), reference count (2), reserved (4), size (8)
+
+
+def check_global_heaps(p: Path) -> None:
+    """Refuse a file whose global heap collections (where HDF5 keeps variable-length strings,
+    unchecksummed) are damaged: HDF5 reads a collection whose size or objects do not add up for
+    ever, or out of bounds. Each collection must lie in the file, and its objects must fill it
+    exactly, the free space (object 0, its size counting its header) last."""
+    import mmap
+
+    with p.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            at = m.find(_GCOL)
+            while at >= 0:
+                _check_collection(p, m, at, size)
+                at = m.find(_GCOL, at + 1)
+
+
+def _check_collection(p: Path, m: Any, at: int, file_size: int) -> None:
+    (length,) = struct.unpack_from("<Q", m, at + 8) if at + 16 <= file_size else (0,)
+    end = at + length
+    if length < 4096 or end > file_size:
+        raise ArchiveError(f"{p}: damaged archive (global heap at byte {at}: size {length})")
+    pos = at + 16
+    while end - pos >= _OBJ_HEADER:
+        index, _refs, _reserved, obj = struct.unpack_from("<HHIQ", m, pos)
+        need = _OBJ_HEADER + ((obj + 7) // 8) * 8
+        if index == 0:  # the free space: the rest of the collection
+            if pos + obj != end:
+                raise ArchiveError(
+                    f"{p}: damaged archive (global heap at byte {at}: free space {obj} bytes "
+                    f"at {pos}, collection ends at {end})"
+                )
+            return
+        if need > end - pos:
+            raise ArchiveError(
+                f"{p}: damaged archive (global heap at byte {at}: object {index} of {obj} "
+                "bytes overruns it)"
+            )
+        pos += need
 
 
 def _first_line(exc: BaseException) -> str:
@@ -156,18 +218,14 @@ def open_archive(path: str | Path) -> Iterator[Archive]:
             f"({_first_line(exc)})"
         ) from None
     try:
+        check_global_heaps(p)  # before HDF5 reads any text
         yield Archive(p, f)
-    except ArchiveError:
-        raise
-    except (
-        OSError,
-        KeyError,
-        RuntimeError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        IndexError,
-    ) as exc:
+    except ArchiveError as exc:
+        if str(p) in str(exc):
+            raise
+        # found by a check of one object (sim.archive.v1.checked, SafeAttrs): name the file
+        raise ArchiveError(f"{p}: damaged archive ({exc})") from None
+    except DAMAGE as exc:
         # a layout that is not what its version promises: missing or mistyped objects
         what = f"{type(exc).__name__}: {_first_line(exc)}"
         raise ArchiveError(f"{p}: damaged archive ({what})") from exc
@@ -250,9 +308,12 @@ def read_config(path: str | Path, run: int | str | None = None) -> dict[str, Any
 
     with open_archive(path) as a:
         text = a.run(run).config_yaml()
-    data = OmegaConf.to_container(OmegaConf.create(text))
-    if not isinstance(data, dict):
-        raise ArchiveError(f"{path}: the stored config is not a mapping")
+        try:
+            data = OmegaConf.to_container(OmegaConf.create(text))
+        except Exception as exc:  # YAML or OmegaConf errors of a damaged text
+            raise ArchiveError(f"{a.path}: the stored config does not read ({exc})") from None
+        if not isinstance(data, dict):
+            raise ArchiveError(f"{a.path}: the stored config is not a mapping")
     return {str(k): v for k, v in data.items()}
 
 

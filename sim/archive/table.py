@@ -25,6 +25,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from sim.archive.schema import COMPRESSION, STR, Scalar, flatten, is_missing, scalar, units_of
+from sim.archive.v1 import checked, strings_attr
 
 RUN, STATUS = "run", "status"
 
@@ -145,11 +146,11 @@ def _strings(values: np.ndarray) -> np.ndarray:
 
 def read_table(d: h5py.Dataset) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
     """``(columns, units, parameter names)`` as ``write_table`` wrote them."""
-    rows = d[:]
+    rows = checked(d)[:]
     names = d.dtype.names or ()
     columns = {
         k: _strings(rows[k]) if rows.dtype[k].kind == "O" else np.asarray(rows[k]) for k in names
     }
-    units = [str(u.decode() if isinstance(u, bytes) else u) for u in d.attrs.get("units", [])]
-    params = [str(p.decode() if isinstance(p, bytes) else p) for p in d.attrs.get("parameters", [])]
+    units = strings_attr(d, "units")
+    params = strings_attr(d, "parameters")
     return columns, dict(zip(names, units, strict=True)), params
