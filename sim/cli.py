@@ -42,6 +42,9 @@ commands:
   calibrate [--workers N] [--resume DIR] [overrides]
                       fit a replay's unknown parameters to its event's public data
                       points (scenario.event), with intervals; calibration.json.
+  compare CAL_DIR CAL_DIR [...] [--json FILE]
+                      which calibrated explanation of one event the data favour:
+                      AIC, BIC and Akaike weights of the fits (calibration.json).
   main [--calibrate] [--out DIR] [overrides]
                       the main job (`make run`): replays Trump 2024 and DeSantis 2023,
                       the failure threshold of a Trump-like launch, one HTML report
@@ -400,6 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_sweep(args[1:], "calibrate")
     if args and args[0] == "inspect":
         return cmd_inspect(args[1:])
+    if args and args[0] == "compare":
+        from sim.compare import main as compare_main
+
+        return compare_main(args[1:])
     if args and args[0] == "main":
         from sim.mainjob import main as main_job
 
@@ -420,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="spacesim", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = [
-        *("run", "sweep", "threshold", "calibrate", "main"),
+        *("run", "sweep", "threshold", "calibrate", "compare", "main"),
         *("inspect", "report", "validate", "bench"),
     ]
     parser.add_argument("command", nargs="?", choices=commands, help="what to do")

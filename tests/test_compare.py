@@ -108,3 +108,14 @@ def test_cli_refuses_a_missing_or_bad_document(tmp_path: Path) -> None:
         )
         assert r.returncode == 2
         assert "calibration" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_spacesim_compare_is_the_same_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sim.cli import main
+
+    a = _write(tmp_path, "s1", _doc("e", 4.0, 2, [True] * 3, "x"))
+    b = _write(tmp_path, "s2", _doc("e", 4.5, 2, [True] * 3, "y"))
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "cannot tell these explanations apart" in capsys.readouterr().out
