@@ -85,6 +85,13 @@ def _explain(exc: Exception, overrides: list[str]) -> list[str]:
             group, option = m.group(1), m.group(2)
             allowed = ", ".join(_group_options(group)) or "(none)"
             return [format_problem(group, option, f"one of {allowed}")]
+    m = re.search(r"Config group override must be a string or a list\. Got (\w+)", str(exc))
+    if m:  # admission=false, client=null, placement=1: YAML made the option something else
+        for o in overrides:
+            group, _, option = o.lstrip("+~").partition("=")
+            options = _group_options(group) if "." not in group else []
+            if options and option not in options:
+                return [format_problem(group, option, f"one of {', '.join(options)}")]
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__ or cause.__context__

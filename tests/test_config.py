@@ -308,3 +308,13 @@ def test_an_infinite_value_is_refused_naming_its_key(override: str) -> None:
     problems = check_overrides([override])
     assert problems and all(key in p for p in problems), problems
     assert any("finite" in p or "number" in p for p in problems)
+
+
+@pytest.mark.parametrize("override", ["admission=false", "client=null", "attack=1"])
+def test_a_group_option_that_yaml_reads_as_no_string_is_refused_naming_the_group(
+    override: str,
+) -> None:
+    group = override.partition("=")[0]
+    problems = check_overrides([override])
+    assert len(problems) == 1 and problems[0].startswith(f"invalid config: {group} = "), problems
+    assert "one of " in problems[0] and "none" in problems[0]
