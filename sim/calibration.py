@@ -133,6 +133,18 @@ def residuals(
     return out
 
 
+def start_point(config: Any, parameters: Sequence[Parameter]) -> dict[str, float] | None:
+    """The composed config's values of the parameters, if every one is a number inside its
+    range: the search starts there (a replay experiment holds the last fit), else ``None``."""
+    x0: dict[str, float] = {}
+    for p in parameters:
+        v = OmegaConf.select(config, p.name, default=None, throw_on_missing=False)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not p.lo <= v <= p.hi:
+            return None
+        x0[p.name] = float(v)
+    return x0
+
+
 def point_overrides(point: Mapping[str, float]) -> list[str]:
     return [f"{k}={design.format_value(v)}" for k, v in point.items()]
 
@@ -199,6 +211,9 @@ class CalibrationSweeper(_Base):
         offset = np.array(
             [(p.value - (p.low + p.high) / 2) / ((p.high - p.low) / 2) for p in points]
         )
+        x0 = start_point(self.config, spec.parameters)
+        if x0:
+            log.info("the search starts from the experiment's values: %s", x0)
         with logging_redirect_tqdm():
             result = fit(
                 evaluate,
@@ -206,6 +221,7 @@ class CalibrationSweeper(_Base):
                 budget=spec.budget,
                 batch=spec.batch,
                 seed=base_seed,
+                x0=x0,
                 tol=spec.tol,
                 value_offset=offset,
             )

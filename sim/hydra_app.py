@@ -177,7 +177,7 @@ def _sweeper_jobs(overrides: list[str]) -> list[list[str]] | None:
                 spec = sweep.search_spec(sweep.cell_settings(cell, parameter))
             except (HydraException, OmegaConfBaseException) as exc:
                 raise ValueError("\n".join(_explain(exc, overrides))) from exc
-            jobs += [[*rest, f"{parameter}={x!r}"] for x in (float(spec.lo), float(spec.hi))]
+            jobs += [[*rest, f"{parameter}={sweep._format_x(x, spec)}"] for x in (spec.lo, spec.hi)]
         return jobs
     if target.endswith(".CalibrationSweeper"):
         return calibration_jobs(cfg, own, settings)

@@ -128,3 +128,18 @@ def test_bad_settings_are_refused_naming_the_key(tmp_path: Path, override: str, 
     )  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert key in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_search_starts_from_the_experiments_values_when_all_are_in_range() -> None:
+    from omegaconf import OmegaConf
+
+    from sim.calibration import start_point
+    from sim.fit import Parameter
+
+    cfg = OmegaConf.create({"platform": {"auth_workers": 37}, "x": 2.5, "flag": True})
+    params = [Parameter("platform.auth_workers", 10, 400, True, True), Parameter("x", 1, 3)]
+    assert start_point(cfg, params) == {"platform.auth_workers": 37.0, "x": 2.5}
+    # one value outside its range, missing, or not a number: the start design alone
+    assert start_point(cfg, [*params, Parameter("y", 0, 1)]) is None
+    assert start_point(cfg, [Parameter("x", 3, 4)]) is None
+    assert start_point(cfg, [Parameter("flag", 0, 1)]) is None

@@ -45,3 +45,33 @@ def test_the_desantis_room_is_ended_at_its_public_time_and_relaunched() -> None:
     assert out.timeseries["concurrent"][i] == 0  # the first room is gone
     after = out.timeseries["t_s"] > end.value + 240  # the relaunched room (for_s: 240)
     assert out.timeseries["concurrent"][after].max() > 0
+
+
+# The shipped replays at full scale stay inside their events' public bands (issue 22, item 4):
+# the experiments hold the shipped calibration (docs/calibration.md), one seed as shipped.
+SHIPPED = {
+    "trump_2024": "replay_trump_2024",
+    "desantis_2023": "replay_desantis_2023",
+}
+MISSES = {"relaunch_peak": 0.5}
+"""The misses the shipped fit is known to have, in band half widths (``band_residual``): the
+DeSantis relaunched room peaks at ~258k against 270-330k (docs/calibration.md, the fit)."""
+
+
+@pytest.mark.parametrize("event", sorted(SHIPPED))
+def test_the_shipped_replay_stays_inside_the_public_bands(event: str) -> None:
+    cfg = typed_config([f"experiment={SHIPPED[event]}", "output.timeseries=false"])
+    assert cfg.scenario.event == event
+    out = simulate(cfg)
+    s = out.summary
+    assert not s["engine_failed"], s["failure_reason"]
+    outside = {
+        o.id: (s["data"][o.id], o.low, o.high)
+        for o in observations.load(event)
+        if o.role == "fit"
+        and not abs(observations.band_residual(o, s["data"][o.id])) <= MISSES.get(o.id, 0.0)
+    }
+    assert not outside, f"simulated (value, low, high) outside the band: {outside}"
+    if event == "desantis_2023":  # the first room ended at its public time, then the relaunch
+        end = next(o for o in observations.load(event) if o.id == "first_room_end")
+        assert s["room_end_s"] == end.value
