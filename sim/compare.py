@@ -130,9 +130,11 @@ def answer(scores: Sequence[FitScore]) -> str:
         verdict = f"the data clearly favour {top.name}"
     misses = "inside every band" if top.inside_all_bands else f"misses {', '.join(top.outside)}"
     others = "; ".join(f"{s.name} dAIC {s.delta_aic:.1f}" for s in ranked[1:])
+    out = [s.name for s in ranked if s.delta_aic >= 10]
+    ruled = f"; ruled out (dAIC >= 10): {', '.join(out)}" if out else ""
     return (
-        f"{top.event}: {verdict} (best {top.name}, AIC {top.aic:.1f}, weight {top.weight:.2f},"
-        f" {misses}; {others})."
+        f"{top.event}: {verdict}{ruled} (best {top.name}, AIC {top.aic:.1f},"
+        f" weight {top.weight:.2f}, {misses}; {others})."
     )
 
 

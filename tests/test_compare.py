@@ -53,6 +53,7 @@ def test_scores_follow_the_definitions() -> None:
     assert scores["organic"].outside == ("p1", "p2")
     line = compare.answer(list(scores.values()))
     assert "favour attack" in line and "not strongly" in line and "cap dAIC 2.0" in line
+    assert "ruled out (dAIC >= 10): organic" in line
 
 
 def test_an_even_race_is_called_undecided() -> None:
