@@ -81,6 +81,10 @@ def timeline(df: pd.DataFrame, ax: Axes | None = None, events: pd.DataFrame | No
     else:
         ylabel = f"Value ({shown.pop()})"
     theme.label_axes(ax, theme.label("t_s"), ylabel)
+    from matplotlib.ticker import FuncFormatter
+
+    # whole numbers with thousands separators, not "1e6" above the axis
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
     if len(names) * len(runs) > 1:
         ax.legend(fontsize="small")
     return ax
