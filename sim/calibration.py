@@ -60,6 +60,7 @@ class CalibrationSpec:
     batch: int
     tol: float
     weak_weight: float
+    start_from_config: bool = True
 
 
 def spec_of(settings: Mapping[str, Any]) -> CalibrationSpec:
@@ -102,6 +103,9 @@ def spec_of(settings: Mapping[str, Any]) -> CalibrationSpec:
     if not isinstance(weak, int | float) or not 0 <= weak <= 1:
         problems.append(("weak_weight", weak, "a weight in [0, 1]"))
         weak = 0.0
+    start = settings.get("start_from_config", True)
+    if not isinstance(start, bool):
+        problems.append(("start_from_config", start, "true or false"))
     if problems:
         raise ValueError(
             "; ".join(f"hydra.sweeper.{k} = {v!r}; allowed: {a}" for k, v, a in problems)
@@ -113,6 +117,7 @@ def spec_of(settings: Mapping[str, Any]) -> CalibrationSpec:
         int(settings["batch"]),
         float(tol),
         float(weak),
+        bool(start),
     )
 
 
@@ -160,6 +165,7 @@ class CalibrationSweeper(_Base):
         batch: int = 8,
         tol: float = 0.02,
         weak_weight: float = 0.5,
+        start_from_config: bool = True,
         runs_per_job: int | None = None,
     ) -> None:
         self.settings = {
@@ -169,6 +175,7 @@ class CalibrationSweeper(_Base):
             "batch": batch,
             "tol": tol,
             "weak_weight": weak_weight,
+            "start_from_config": start_from_config,
         }
         self.runs_per_job = _runs_per_job(runs_per_job)
         self.max_batch_size = None
@@ -211,7 +218,7 @@ class CalibrationSweeper(_Base):
         offset = np.array(
             [(p.value - (p.low + p.high) / 2) / ((p.high - p.low) / 2) for p in points]
         )
-        x0 = start_point(self.config, spec.parameters)
+        x0 = start_point(self.config, spec.parameters) if spec.start_from_config else None
         if x0:
             log.info("the search starts from the experiment's values: %s", x0)
         with logging_redirect_tqdm():

@@ -143,3 +143,18 @@ def test_the_search_starts_from_the_experiments_values_when_all_are_in_range() -
     assert start_point(cfg, [*params, Parameter("y", 0, 1)]) is None
     assert start_point(cfg, [Parameter("x", 3, 4)]) is None
     assert start_point(cfg, [Parameter("flag", 0, 1)]) is None
+
+
+def test_start_from_config_is_a_checked_switch() -> None:
+    settings = {
+        "parameters": {"x": {"lo": 1, "hi": 3}},
+        "replications": 1,
+        "budget": 10,
+        "batch": 4,
+        "tol": 0.02,
+        "weak_weight": 0.5,
+    }
+    assert calibration.spec_of(settings).start_from_config  # the default
+    assert not calibration.spec_of({**settings, "start_from_config": False}).start_from_config
+    with pytest.raises(ValueError, match=r"hydra\.sweeper\.start_from_config = 'yes'"):
+        calibration.spec_of({**settings, "start_from_config": "yes"})
