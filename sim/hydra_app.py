@@ -327,6 +327,33 @@ def check_targets(
     return []
 
 
+def _field_type(key: str) -> Any:
+    """The declared type of a dotted key of ``Config`` (``platform.fanout.enabled``), or None."""
+    import typing
+
+    node: Any = Config
+    for part in key.split("."):
+        if not (isinstance(node, type) and dataclasses.is_dataclass(node)):
+            return None
+        hints = typing.get_type_hints(node)
+        if part not in hints:
+            return None
+        node = hints[part]
+    return node
+
+
+def _bool_problems(overrides: Sequence[str]) -> list[str]:
+    """A bool key given anything but true or false (OmegaConf would take ``5`` for true)."""
+    out = []
+    for o in overrides:
+        key, eq, text = o.lstrip("+~").partition("=")
+        if not eq or "," in text or "(" in text:  # a sweep's values are checked job by job
+            continue
+        if _field_type(key) is bool and text.strip().lower() not in ("true", "false"):
+            out.append(format_problem(key, text, "true or false"))
+    return out
+
+
 def check_overrides(
     overrides: list[str], multirun: bool = False, argv: Sequence[str] = ()
 ) -> list[str]:
@@ -342,6 +369,9 @@ def check_overrides(
     untrusted = check_targets(overrides, multirun, argv)
     if untrusted:
         return untrusted
+    not_bools = _bool_problems(overrides)
+    if not_bools:
+        return not_bools
     register()
     messages: list[str] = []
     GlobalHydra.instance().clear()

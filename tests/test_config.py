@@ -318,3 +318,20 @@ def test_a_group_option_that_yaml_reads_as_no_string_is_refused_naming_the_group
     problems = check_overrides([override])
     assert len(problems) == 1 and problems[0].startswith(f"invalid config: {group} = "), problems
     assert "one of " in problems[0] and "none" in problems[0]
+
+
+@pytest.mark.parametrize(
+    "override", ["platform.fanout.enabled=5", "criterion.metastable_fails=3", "output.archive=0"]
+)
+def test_a_number_for_a_bool_key_is_refused(override: str) -> None:
+    key, _, value = override.partition("=")
+    assert check_overrides([override]) == [
+        f"invalid config: {key} = '{value}'; allowed: true or false"
+    ]
+
+
+def test_true_and_false_and_sweeps_of_them_pass_the_bool_check() -> None:
+    assert (
+        check_overrides(["platform.fanout.enabled=true", "criterion.metastable_fails=False"]) == []
+    )
+    assert check_overrides(["platform.fanout.enabled=true,false"], multirun=True) == []
