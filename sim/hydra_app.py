@@ -350,7 +350,7 @@ def _bool_problems(overrides: Sequence[str]) -> list[str]:
         if not eq or "," in text or "(" in text:  # a sweep's values are checked job by job
             continue
         if _field_type(key) is bool and text.strip().lower() not in ("true", "false"):
-            out.append(format_problem(key, text, "true or false"))
+            out.append(format_problem(key, text, "a bool: true or false"))
     return out
 
 

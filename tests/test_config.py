@@ -326,7 +326,7 @@ def test_a_group_option_that_yaml_reads_as_no_string_is_refused_naming_the_group
 def test_a_number_for_a_bool_key_is_refused(override: str) -> None:
     key, _, value = override.partition("=")
     assert check_overrides([override]) == [
-        f"invalid config: {key} = '{value}'; allowed: true or false"
+        f"invalid config: {key} = '{value}'; allowed: a bool: true or false"
     ]
 
 
