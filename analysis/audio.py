@@ -214,7 +214,7 @@ def findings(summary: pd.DataFrame, tr: pd.DataFrame, names: dict[Any, str]) -> 
     ]
     text = f"Audio fan-out ({len(summary)} runs): " + "; ".join(parts)
     if len(tr):
-        worst = tr.loc[tr["demand"].idxmax()]
+        worst = tr.iloc[int(tr["demand"].fillna(-float("inf")).to_numpy().argmax())]
         text += (
             f". The {worst['tier']} tier is the busiest: peak demand {worst['demand']:.3g} of its "
             f"capacity, {worst['served']:.3g} served"

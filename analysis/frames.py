@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,52 @@ def threshold(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = pd.DataFrame(obs, columns=["cell", "order", "parameter", "x", "failed"])
     cells.attrs["search"] = {k: v for k, v in doc.items() if k != "cells"}
     return cells, runs
+
+
+def tick_s(df: pd.DataFrame) -> float:
+    """The tick length of a ``timeline`` frame (s): the median step of ``t_s`` within a run."""
+    steps = [np.diff(np.unique(part["t_s"].to_numpy(np.float64))) for _, part in df.groupby("run")]
+    flat = np.concatenate(steps) if steps else np.array([])
+    flat = flat[flat > 0]
+    if not flat.size:
+        raise ValueError("cannot tell the tick length: fewer than two ticks")
+    return float(np.median(flat))
+
+
+def per_second(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-tick counts of a ``timeline`` frame (``attempts``, ``rejected_*``, ...) as rates: each
+    value divided by the tick length (``tick_s``), the series renamed ``<name>_per_s`` with units
+    ``1/s`` (``analysis.theme`` words them ``attempts/s``): runs of different ticks compare."""
+    out = df.copy()
+    out["value"] = out["value"] / tick_s(df)
+    out["series"] = out["series"].astype(str) + "_per_s"
+    out["units"] = "1/s"
+    out.attrs["units"] = {f"{c}_per_s": "1/s" for c in df["series"].unique()} | {"t_s": "s"}
+    return out
+
+
+NOUNS = {"crash": "node crash", "restart": "node restart", "scale": "scaling step"}
+"""Event kinds in words, for ``event_marks``."""
+
+
+def event_marks(ev: pd.DataFrame, limit: int = 40) -> pd.DataFrame:
+    """One row per time with events (``events``): ``t_s, kinds, label``, the label in words
+    (``room capped at 250000 connections``; ``130 node crashes``). The label is at most ``limit``
+    characters; an operator's own words are kept, other events are counted by kind."""
+    rows = []
+    for _, part in ev.dropna(subset=["t_s"]).groupby("t_s", sort=True):
+        words = []
+        for kind, same in part.groupby("kind", sort=False):
+            if kind == "operator":
+                words += [str(d).split(":", 1)[0].split(",", 1)[0] for d in same["detail"]]
+            else:
+                noun = NOUNS.get(str(kind), str(kind))
+                n = len(same)
+                plural = noun + ("es" if noun.endswith(("sh", "s")) else "s")
+                words.append(f"{n} {noun if n == 1 else plural}")
+        text = re.sub(r"\d{4,}", lambda m: f"{int(m.group()):,}", "; ".join(dict.fromkeys(words)))
+        if len(text) > limit:
+            text = text[: limit - 1].rstrip() + "…"
+        t_s = float(part["t_s"].iloc[0])
+        rows.append({"t_s": t_s, "kinds": ", ".join(sorted(set(part["kind"]))), "label": text})
+    return pd.DataFrame(rows, columns=["t_s", "kinds", "label"])

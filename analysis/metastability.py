@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if not jobs:
         print(f"no run.h5 under {a.sweep_dir}", file=sys.stderr)
         return 2
-    plot({label(d): load(d) for d in jobs}, a.out, tuple(a.dip))  # type: ignore[arg-type]
+    plot({label(d): load(d) for d in jobs}, a.out, tuple(a.dip))
     print(f"wrote {a.out}")
     return 0
 
@@ -209,9 +209,11 @@ def over_time(
         first = win[win["run"] == runs[0]]
         top.plot(first["t_s"], first["new_per_s"], "k:", lw=1, label="new listeners", gid="new")
     if events is not None and not events.empty:
-        for t in events["t_s"].dropna().unique():
+        kinds = ", ".join(sorted(set(events["kind"].astype(str))))
+        for i, t in enumerate(events["t_s"].dropna().unique()):
             for ax in axes:
-                ax.axvline(float(t), color="0.4", ls=":", lw=0.8, gid="event")
+                label = f"events ({kinds})" if i == 0 and ax is top else None
+                ax.axvline(float(t), color="0.6", ls="--", lw=0.8, gid="event", label=label)
     bottom.set_yscale("log")
     theme.label_axes(top, theme.label("t_s"), "Goodput (joins/s)")
     theme.label_axes(bottom, theme.label("t_s"), "Offered load (attempts/s)")

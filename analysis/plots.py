@@ -44,12 +44,121 @@ def _units(df: pd.DataFrame, column: str) -> str | None:
     return units.get(column) if isinstance(units, Mapping) else None
 
 
-def timeline(df: pd.DataFrame, ax: Axes | None = None, events: pd.DataFrame | None = None) -> Axes:
+LABEL_PREFIX = "label/"
+"""Gid prefix of the labels of vertical lines (``time_label``), which ``unclutter`` stacks."""
+
+_PAD_PX = 2.0  # the gap kept between two labels' boxes
+
+
+def thousands(axis: Any) -> None:
+    """Tick labels of ``axis`` (``ax.xaxis``/``ax.yaxis``) as 29,000, not 29000 or 2.9e4."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
+    if axis.get_scale() == "log":
+        axis.set_minor_formatter(NullFormatter())  # 2..9 x 10^k labels overlap
+
+
+def legend_outside(ax: Axes, **kwargs: Any) -> Any:
+    """The legend to the right of ``ax``, never over the data (``tight_layout`` makes room)."""
+    kwargs.setdefault("fontsize", "x-small")
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def time_label(ax: Axes, t: float, text: str, gid: str, color: Any = "0.2") -> Any:
+    """A label for the vertical line at ``t`` (data units), at the top of ``ax``, gid
+    ``label/<gid>``; ``unclutter`` (``analysis.notebook.save`` calls it) stacks the labels so
+    that none overlaps another, whatever the times."""
+    txt = ax.text(
+        t,
+        0.98,
+        text,
+        transform=ax.get_xaxis_transform(),
+        va="top",
+        ha="left",
+        fontsize="x-small",
+        color=color,
+        gid=f"{LABEL_PREFIX}{gid}",
+        zorder=6,
+        bbox={"boxstyle": "square,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+    )
+    txt.line_t = float(t)  # type: ignore[attr-defined]  # where its line is (unclutter moves it)
+    txt.full_text = text  # type: ignore[attr-defined]  # what unclutter may shorten
+    return txt
+
+
+def label_boxes(ax: Axes) -> list[Any]:
+    """The window extents (``Bbox``, pixels) of the visible ``time_label`` texts of ``ax``."""
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    return [t.get_window_extent(renderer) for t in _labels(ax)]
+
+
+def _labels(ax: Axes) -> list[Any]:
+    lo, hi = sorted(ax.get_xlim())
+    found = [t for t in ax.texts if str(t.get_gid() or "").startswith(LABEL_PREFIX)]
+    for t in found:
+        t.set_visible(lo <= _line_t(t) <= hi)  # a label off the axis: none
+    return sorted((t for t in found if t.get_visible()), key=_line_t)
+
+
+def _line_t(txt: Any) -> float:
+    return float(getattr(txt, "line_t", txt.get_position()[0]))
+
+
+def unclutter(ax: Axes, top: float = 0.98) -> None:
+    """Stack the ``time_label`` texts of ``ax`` in rows from the top so that no two boxes overlap
+    (measured by the renderer at the axes' current size: call it after the layout). A label is
+    hung on the left of its line when it would run out of the axes on the right (pushed inside
+    them when it runs out on both sides), and shortened with "…" when it is wider than the axes.
+    Calling it again (a new layout) starts from the labels' full words and lines."""
+    labels = _labels(ax)
+    if not labels:
+        return
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = ax.get_window_extent(renderer)
+    rows: list[list[Any]] = []
+    for txt in labels:
+        txt.set_text(str(getattr(txt, "full_text", txt.get_text())).strip())
+        txt.set_x(_line_t(txt))
+        txt.set_ha("left")
+        txt.set_y(top)
+        box = txt.get_window_extent(renderer)
+        full = txt.get_text()
+        while box.width > frame.width - 2 * _PAD_PX and len(txt.get_text()) > 2:
+            txt.set_text(full[: len(txt.get_text()) - 2].rstrip() + "…")  # wider than the axes
+            box = txt.get_window_extent(renderer)
+        if box.x1 > frame.x1:  # hung on the left of its line, or else pushed inside the axes
+            txt.set_ha("right")
+            box = txt.get_window_extent(renderer)
+            if box.x0 < frame.x0:
+                txt.set_ha("left")
+                left = max(frame.x0, frame.x1 - (box.x1 - box.x0) - _PAD_PX)
+                txt.set_x(float(ax.transData.inverted().transform((left, 0.0))[0]))
+                box = txt.get_window_extent(renderer)
+        step = (box.height + 2 * _PAD_PX) / max(frame.height, 1.0)
+        for row in range(len(labels)):
+            txt.set_y(top - row * step)
+            box = txt.get_window_extent(renderer).padded(_PAD_PX / 2)
+            if row == len(rows):
+                rows.append([])
+            if not any(box.overlaps(other) for other in rows[row]):
+                rows[row].append(box)
+                break
+
+
+def timeline(
+    df: pd.DataFrame,
+    ax: Axes | None = None,
+    events: pd.DataFrame | None = None,
+    ylabel: str | None = None,
+) -> Axes:
     """One line per series and run of a ``frames.timeline`` frame, over time.
 
-    Lines carry ``gid = "<series>/<run>"`` and the series' label. The y label is the series'
-    (one series) or the display units they share; series of different units are refused: draw
-    them on separate axes. ``events`` (``frames.events``) are drawn as dotted vertical lines.
+    Lines carry ``gid = "<series>/<run>"`` and the series' label. The y label is ``ylabel``, else
+    the series' (one series) or the display units they share; series of different units are
+    refused: draw them on separate axes. ``events`` (``frames.events``) are drawn as dotted
+    vertical lines (gid ``event``, one legend entry naming their kinds; ``label_events`` words
+    them). The legend is to the right of the axes.
     """
     ax = _axes(ax)
     if df.empty:
@@ -73,21 +182,30 @@ def timeline(df: pd.DataFrame, ax: Axes | None = None, events: pd.DataFrame | No
             label=text,
             gid=f"{name}/{run}",
         )
-    if events is not None and not events.empty:
-        for t in events["t_s"].dropna().unique():
-            ax.axvline(float(t), color="0.4", ls=":", lw=0.8, gid="event")
-    if len(names) == 1:
+    marked = events is not None and not events.empty
+    if events is not None and marked:
+        kinds = ", ".join(sorted(set(events["kind"].astype(str))))
+        for i, t in enumerate(events["t_s"].dropna().unique()):
+            label = f"events ({kinds})" if i == 0 else None
+            ax.axvline(float(t), color="0.4", ls=":", lw=0.8, gid="event", label=label)
+    if ylabel is None and len(names) == 1:
         ylabel = theme.label(names[0], str(df["units"].iloc[0]))
-    else:
+    elif ylabel is None:
         ylabel = f"Value ({shown.pop()})"
     theme.label_axes(ax, theme.label("t_s"), ylabel)
-    from matplotlib.ticker import FuncFormatter
-
-    # whole numbers with thousands separators, not "1e6" above the axis
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
-    if len(names) * len(runs) > 1:
-        ax.legend(fontsize="small")
+    thousands(ax.yaxis)
+    thousands(ax.xaxis)
+    if len(names) * len(runs) > 1 or marked:
+        legend_outside(ax)
     return ax
+
+
+def label_events(ax: Axes, marks: pd.DataFrame) -> list[Any]:
+    """A ``time_label`` per row of ``frames.event_marks`` (gid ``label/event/<t_s>``)."""
+    return [
+        time_label(ax, float(r["t_s"]), str(r["label"]), f"event/{float(r['t_s']):g}", "0.3")
+        for _, r in marks.iterrows()
+    ]
 
 
 def failure_curve(
@@ -118,18 +236,22 @@ def failure_curve(
         ax.axvline(est, color="k", ls="--", lw=1.0, gid="estimate", label=label)
     target = float(cell.get("target", math.nan))
     if math.isfinite(target):
-        ax.axhline(target, color="0.5", ls=":", lw=0.8, gid="target")
+        label = f"target P(failure) = {target:g}"
+        ax.axhline(target, color="0.5", ls=":", lw=0.8, gid="target", label=label)
     if bool(cell.get("log_scale", False)):
-        from matplotlib.ticker import FuncFormatter, NullFormatter
+        from matplotlib.ticker import LogLocator
 
         ax.set_xscale("log")
-        plain = FuncFormatter(lambda v, _: f"{v:g}")
-        ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(NullFormatter())  # 2..9 x 10^k labels overlap
+        xs = mine["x"].to_numpy(dtype=np.float64)
+        xs = xs[np.isfinite(xs) & (xs > 0)]
+        decades = math.log10(xs.max() / xs.min()) if xs.size else 2.0
+        if decades <= 1.2:  # ticks within a decade; over more, 2 and 5 x 10^k labels collide
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    thousands(ax.xaxis)
     ax.set_ylim(-0.05, 1.05)
     param = str(cell.get("parameter", "x"))
     theme.label_axes(ax, theme.label(param), theme.label("failed"))
-    ax.legend(fontsize="small")
+    legend_outside(ax, fontsize="small")
     return ax
 
 
@@ -141,6 +263,12 @@ def capacity_curve(
     ax = _axes(ax)
     groups = [(None, cells_df)] if hue is None else list(cells_df.groupby(hue, sort=True))
     colors = theme.colors(len(groups))
+    conf = (
+        float(cells_df["confidence"].iloc[0])
+        if "confidence" in cells_df and len(cells_df)
+        else 0.95
+    )
+    what = f"threshold, with its {conf:.0%} interval"
     for (key, part), color in zip(groups, colors, strict=True):
         part = part.sort_values(x)
         est = part["estimate"].to_numpy(dtype=np.float64)
@@ -157,15 +285,28 @@ def capacity_curve(
             marker="o",
             capsize=3,
             color=color,
-            label=None if key is None else f"{hue} = {key!s}",
+            label=what if key is None else f"{theme.quantity(str(hue))[0]} = {key!s}",
         )
         bars.lines[0].set_gid("thresholds" if key is None else f"thresholds/{key!s}")
+    if len(cells_df) and all(float(v).is_integer() for v in cells_df[x]):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no 4.25 workers
+    thousands(ax.xaxis)
+    thousands(ax.yaxis)
     param = str(cells_df["parameter"].iloc[0]) if len(cells_df) else "threshold"
     words, units = theme.quantity(param)
     theme.label_axes(ax, theme.label(x), f"{words} at threshold ({units})")
-    if len(groups) > 1:
-        ax.legend(fontsize="small")
+    ax.legend(fontsize="small")  # what the points and bars are (and the hue's values)
     return ax
+
+
+def _tick(v: Any) -> str:
+    """A parameter value as a tick label: a number by ``number`` (whole ones without ".0")."""
+    if isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool):
+        f = float(v)
+        return f"{f:,.0f}" if f.is_integer() else number(f)
+    return str(v)
 
 
 def heatmap(
@@ -184,7 +325,17 @@ def heatmap(
         ascending=False
     )
     vlabel = theme.label(value, _units(summary_df, value), total=True)
-    sns.heatmap(table, ax=ax, annot=annot, fmt=".4g", cmap="viridis", cbar_kws={"label": vlabel})
+    sns.heatmap(
+        table,
+        ax=ax,
+        annot=annot,
+        fmt=".4g",
+        cmap="viridis",
+        cbar_kws={"label": vlabel},
+        xticklabels=[_tick(v) for v in table.columns],  # 50,000, not 50000.0
+        yticklabels=[_tick(v) for v in table.index],
+    )
+    ax.tick_params(axis="y", rotation=0)
     theme.label_axes(
         ax, theme.label(x, _units(summary_df, x)), theme.label(y, _units(summary_df, y))
     )
@@ -222,7 +373,9 @@ def policy_comparison(
         xlabel = f"{theme.quantity(value)[0]} (share of runs)"
     conf = df.attrs.get("confidence")
     if conf is not None:
-        ax.set_title(f"mean and {float(conf):.0%} interval", fontsize="small")
+        what = "share of runs" if centre == "share" else "mean over the runs"
+        ax.set_title(f"{what}, with its {float(conf):.0%} interval", fontsize="small")
+    thousands(ax.xaxis)
     words, by_units = theme.quantity(by)
     theme.label_axes(ax, xlabel, f"{words} ({'policy' if by_units == 'value' else by_units})")
     return ax

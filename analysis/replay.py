@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis import theme
+from analysis import plots, theme
 from sim import observations
 from sim.archive import open_archive
 
@@ -39,6 +39,15 @@ ROLES = ("fit", "input")
 """The roles drawn (``context`` rows are not what a run simulates)."""
 
 MARKERS = {"listeners": "o", "trying": "s", "demand": "D"}
+WORDS = {
+    "listeners": "listeners",
+    "trying": "people trying",
+    "demand": "demand",
+    "peak_listeners": "peak listeners",
+}
+"""The overlaid quantities in words, for the legend."""
+ROLE_WORDS = {"fit": "fit target", "input": "model input"}
+"""What a data point's role means, for the legend."""
 POINT_COLUMNS = ["id", "quantity", "t_s", "t_to_s", "value", "low", "high", "role", "weak"]
 
 
@@ -149,7 +158,9 @@ def overlay(
 
     Gids: ``data/<role>/<quantity>`` (the markers' line, one per role and quantity),
     ``peak/<id>`` (the band, a rectangle) and ``peak_value/<id>`` (the value, a line),
-    ``scheduled_start`` and ``actual_start`` (vertical lines).
+    ``scheduled_start`` and ``actual_start`` (vertical lines; their labels on ``ax``, texts
+    ``label/scheduled_start`` and ``label/actual_start``, stacked by ``plots.unclutter`` with any
+    other line labels so that none overlaps another).
     """
     from matplotlib.patches import Rectangle
 
@@ -167,7 +178,7 @@ def overlay(
             color=color[str(role)],
             capsize=4,
             ms=6,
-            label=f"public {quantity} ({role}), band",
+            label=legend_label(str(quantity), str(role)),
         )
         bars.lines[0].set_gid(f"data/{role}/{quantity}")
     labelled = False
@@ -181,7 +192,7 @@ def overlay(
                 color=color[str(row["role"])],
                 alpha=0.18,
                 gid=f"peak/{row['id']}",
-                label=None if labelled else f"public peak ({row['role']}), band",
+                label=None if labelled else legend_label("peak_listeners", str(row["role"])),
             )
         )
         ax.plot(
@@ -193,6 +204,7 @@ def overlay(
             gid=f"peak_value/{row['id']}",
         )
         labelled = True
+    late = f", {duration(start_delay_s)} late" if math.isfinite(start_delay_s) else ""
     for i, a in enumerate((ax, *others)):
         a.axvline(
             0.0,
@@ -209,12 +221,11 @@ def overlay(
                 ls="-",
                 lw=1.3,
                 gid="actual_start",
-                label=(f"actual start (t = {start_delay_s:.0f} s)" if i == 0 else None),
+                label=(f"actual start (t = {start_delay_s:.0f} s{late})" if i == 0 else None),
             )
-    top = ax.get_xaxis_transform()
-    ax.text(0.0, 0.98, " scheduled start", transform=top, va="top", fontsize="x-small")
+    plots.time_label(ax, 0.0, "scheduled start", "scheduled_start", c_sched)
     if math.isfinite(start_delay_s):
-        ax.text(start_delay_s, 0.9, " actual start", transform=top, va="top", fontsize="x-small")
+        plots.time_label(ax, start_delay_s, f"actual start{late}", "actual_start", c_start)
     ax.autoscale_view()
     ends = pts[["t_s", "t_to_s"]].to_numpy(dtype=np.float64).ravel()
     ends = ends[np.isfinite(ends)]
@@ -223,5 +234,12 @@ def overlay(
         left = min(float(ax.dataLim.x0), float(ends.min()), 0.0)
         pad = 0.05 * (right - left or 1.0)
         ax.set_xlim(left - pad, right + 2 * pad)
-    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    plots.legend_outside(ax)
+    plots.unclutter(ax)
     return ax
+
+
+def legend_label(quantity: str, role: str) -> str:
+    """``"public listeners, range (fit target)"``: a data point's legend entry."""
+    what = "range, window" if quantity == "peak_listeners" else "range"
+    return f"public {WORDS.get(quantity, quantity)}, {what} ({ROLE_WORDS.get(role, role)})"

@@ -52,6 +52,8 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     "connected_share": ("Connected", "share"),
     # parameters and summary metrics
     "seed": ("Seed", "index"),
+    "admission": ("Admission policy", "policy"),
+    "client": ("Client retry policy", "policy"),
     "platform.nodes": ("Nodes", "nodes"),
     "platform.join_workers": ("Join workers per node", "workers"),
     "workers": ("Join workers", "workers"),
@@ -68,6 +70,28 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     "peak_concurrent": ("Peak listeners", "people"),
 }
 """Display words and units of known columns: ``name -> (quantity, units)``."""
+
+REJECTIONS: dict[str, str] = {
+    "bucket": "no admission token",
+    "full": "node full",
+    "queue": "node queue full",
+    "timeout": "no worker in time",
+    "cap": "room capped",
+    "hold_full": "waiting room full",
+    "hold_timeout": "waited too long",
+    "shed": "load shed",
+    "no_credit": "no credit",
+    "throttled": "client throttled",
+    "auth": "login overloaded",
+    "down": "no node up",
+    "flooded": "lost in a flood",
+    "filtered": "taken for a bot",
+    "presence": "presence saturated",
+}
+"""What each rejection reason (``rejected_<reason>``, ``docs/model.md``) means, in a few words."""
+
+PER_S = "_per_s"
+"""Suffix of a per-tick count turned into a rate (``frames.per_second``): ``attempts_per_s``."""
 
 _ARCHIVE_UNITS = {"count": "count", "1": "ratio", "": "value"}
 
@@ -94,8 +118,13 @@ def quantity(name: str, units: str | None = None, total: bool = False) -> tuple[
 def _quantity(name: str, units: str | None) -> tuple[str, str]:
     if name in QUANTITIES:
         return QUANTITIES[name]
+    if name.endswith(PER_S):
+        words, u = _quantity(name.removesuffix(PER_S), "count")
+        if u.endswith("/tick"):
+            return words, u.removesuffix("/tick") + "/s"
     if name.startswith("rejected_") or name.startswith("rejected."):
-        return f"Rejected ({name.split('_', 1)[-1].split('.', 1)[-1]})", "attempts/tick"
+        reason = name.split("_", 1)[-1].split(".", 1)[-1]
+        return f"Rejected: {REJECTIONS.get(reason, reason.replace('_', ' '))}", "attempts/tick"
     words = name.rsplit(".", 1)[-1].replace("_", " ")
     words = words[:1].upper() + words[1:]
     u = units if units is not None else ""

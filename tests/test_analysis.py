@@ -189,7 +189,9 @@ def test_timeline_plot_draws_the_archive_series(archives: dict[str, Path]) -> No
     np.testing.assert_array_equal(sorted(marks), sorted(ev["t_s"].unique()))
     assert ax.get_xlabel() == "Time (s)" and ax.get_ylabel() == "Value (people)"
     legend = ax.get_legend()
-    assert legend is not None and len(legend.get_texts()) == 2
+    texts = [t.get_text() for t in legend.get_texts()] if legend is not None else []
+    kinds = ", ".join(sorted(set(ev["kind"])))
+    assert texts == ["Listeners in the room", "People trying", f"events ({kinds})"]
     one = plots.timeline(frames.timeline(archives["run"], series="nodes_up"))
     assert one.get_ylabel() == "Nodes up (nodes)" and one.get_legend() is None
     with pytest.raises(ValueError, match="different units"):
@@ -256,6 +258,10 @@ def test_heatmap_of_replication_means(archives: dict[str, Path]) -> None:
     want = table.sort_index(ascending=False).to_numpy(float)
     np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(want.shape), want)
     assert ax.get_xlabel() == "Seed (index)" and ax.get_ylabel() == "Nodes (nodes)"
+    # whole numbers as such (not "2.0"), the y labels upright, highest on top
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["2", "1"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2"]
+    assert all(t.get_rotation() == 0 for t in ax.get_yticklabels())
     cbar = mesh.colorbar
     assert cbar is not None and cbar.ax.get_ylabel() == "Joins completed (people)"
 

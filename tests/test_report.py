@@ -10,11 +10,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import pytest
 
+from analysis import frames, notebook, plots, replay, theme
 from sim.archive import ArchiveError, read_timeseries
 from sim.report import REPORT_HTML, ReportResult, build_report, main
 from tests.conftest import make_archives, make_reports, report_findings
+from tests.test_report_browser import open_in_browser
 
 JOBS = {
     "run": ["run", "experiment=bench_surge", "scenario.expected_arrivals=2000"],
@@ -55,6 +64,9 @@ def _check_html(result: ReportResult) -> str:
         assert png.suffix == ".png" and png.stat().st_size > 0
         svg = png.with_suffix(".svg")
         assert svg.is_file() and svg.stat().st_size > 0
+    for section in result.sections:  # notebook.problems of each drawn figure: none
+        sidecar = json.loads((result.html.parent / f"{section}.findings.json").read_text())
+        assert sidecar["problems"] == {f: [] for f in sidecar["figures"]}, section
     return text
 
 
@@ -68,7 +80,7 @@ def test_run_report_is_a_timeline(
     assert "sweep" in result.skipped["sweep"]
     text = _check_html(result)
     peak = read_timeseries(archives["run"])["concurrent"].max()
-    assert f"{float(peak):.0f} listeners" in report_findings(text)
+    assert f"{plots.number(float(peak))} listeners" in report_findings(text)
     assert 'data-section="threshold"' in text and 'data-section="sweep"' in text
     assert (result.html.parent / "timeline.ipynb").is_file()
     # not a replay (no scenario.event): no public data points, no starts, no replay findings
@@ -76,6 +88,12 @@ def test_run_report_is_a_timeline(
     svg = (result.html.parent / "timeline.svg").read_text()
     assert 'id="scheduled_start' not in svg and 'id="data/' not in svg
     assert "calibration.json" in result.not_applicable["calibration"]
+    # attempts by outcome per second (the tick length divided out), words for the reasons
+    ts = read_timeseries(archives["run"])
+    rate = frames.per_second(frames.timeline(archives["run"], series="attempts"))
+    tick = float(np.median(np.diff(ts["t_s"].to_numpy(float))))
+    np.testing.assert_allclose(rate["value"], ts["attempts"].to_numpy(float) / tick)
+    assert 'id="attempts_per_s/0"' in svg and 'id="concurrent/0"' in svg
 
 
 def test_threshold_report(archives: dict[str, Path], reports: dict[str, ReportResult]) -> None:
@@ -90,8 +108,10 @@ def test_threshold_report(archives: dict[str, Path], reports: dict[str, ReportRe
     findings = report_findings(text)
     for workers, cell in zip((4, 6), doc["cells"], strict=True):
         est = f"{cell['estimate']:.4g} [{cell['ci_low']:.4g}, {cell['ci_high']:.4g}]"
-        assert f"workers={workers}: {est}" in findings
-    assert f"{doc['runs']} runs swept workers" in findings
+        assert f"Join workers = {workers}: {est}" in findings
+    assert findings.startswith("Arrival rate (1/s) at P(failure) = 0.5: ")
+    assert f"{doc['runs']} runs swept join workers" in findings
+    assert "goodput (joins/s) ranges from" in findings  # words and units, not column names
     sidecar = json.loads((result.html.parent / "threshold.findings.json").read_text())
     assert sidecar["section"] == "threshold" and sidecar["findings"] in findings
 
@@ -126,10 +146,6 @@ def test_spacesim_report_command(archives: dict[str, Path], tmp_path: Path) -> N
     assert bad.stderr.startswith("spacesim report: ") and len(bad.stderr.splitlines()) == 1
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
 @pytest.mark.browser
 @pytest.mark.parametrize("name", ["run", "threshold"])
 def test_the_report_loads_in_a_real_browser(
@@ -137,33 +153,118 @@ def test_the_report_loads_in_a_real_browser(
 ) -> None:
     """Headless Chromium opens the report from disk (offline: every figure is embedded): every
     image decodes to a non-zero size, the page logs no error, and a screenshot is saved."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    figures = sum(len(v) for v in reports[name].figures.values())
+    open_in_browser(reports[name].html, figures, tmp_path / f"{name}-report.png")
 
-    assert CHROMIUM.is_file() and CHROMEDRIVER.is_file(), (
-        "no chromium/chromedriver: `apt-get install chromium chromium-driver` (.ci/run does)"
+
+def _timeline_with_close_lines(gap_s: float, width_in: float) -> plt.Figure:
+    """A timeline (0-4000 s) with operator events at 1000 s and 3990 s, the actual start
+    ``gap_s`` after the first, and the scheduled start at 0."""
+    theme.apply()
+    fig, ax = plt.subplots(figsize=(width_in, 3))
+    t = np.arange(-600.0, 4000.0, 5.0)
+    df = pd.DataFrame(
+        {"run": 0, "t_s": t, "series": "concurrent", "value": 1e5 * np.sin(t / 3000) ** 2}
     )
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,2000"):
-        options.add_argument(arg)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    try:
-        driver.set_page_load_timeout(60)
-        driver.get(reports[name].html.resolve().as_uri())
-        images = driver.execute_script(
-            "return Array.from(document.images).map("
-            "i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt || ''])"
-        )
-        figures = sum(len(v) for v in reports[name].figures.values())
-        assert len(images) == figures > 0
-        assert all(done and w > 0 and h > 0 for done, w, h, _ in images), images
-        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
-        assert not errors, errors
-        shot = tmp_path / f"{name}-report.png"
-        assert driver.save_screenshot(str(shot))
-        assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
-    finally:
-        driver.quit()
+    df["units"] = "count"
+    ev = pd.DataFrame(
+        {
+            "run": [0, 0],
+            "t_s": [1000.0, 3990.0],
+            "kind": ["operator", "operator"],
+            "target": ["cap_listeners", "cap_listeners"],
+            "detail": ["room capped at 250000 connections", "cap lifted"],
+        }
+    )
+    plots.timeline(df, ax=ax, events=ev, ylabel="People (people)")
+    plots.label_events(ax, frames.event_marks(ev))
+    replay.overlay(ax, pd.DataFrame(columns=replay.POINT_COLUMNS), 1000.0 + gap_s)
+    return fig
+
+
+@pytest.mark.parametrize("width_in", [5.0, 9.0])
+@pytest.mark.parametrize("gap_s", [0.0, 10.0, 120.0])
+def test_line_labels_never_overlap(gap_s: float, width_in: float, tmp_path: Path) -> None:
+    """The labels of the starts and of the events, however close in time: their boxes (the
+    renderer's window extents at the saved layout) never overlap and stay inside the axes."""
+    fig = _timeline_with_close_lines(gap_s, width_in)
+    ax = fig.axes[0]
+    notebook.save(fig, tmp_path, "close")  # the layout, then plots.unclutter
+    gids = sorted(str(t.get_gid()) for t in ax.texts)
+    assert gids == [
+        "label/actual_start",
+        "label/event/1000",
+        "label/event/3990",
+        "label/scheduled_start",
+    ]
+    boxes = plots.label_boxes(ax)
+    assert len(boxes) == 4
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+    frame = ax.get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    assert all(frame.x0 - 1 <= b.x0 and b.x1 <= frame.x1 + 1 for b in boxes)
+    assert notebook.problems(fig) == []  # nor with tick labels, axis labels, the legend
+    rows = {str(t.get_gid()): t.get_position()[1] for t in ax.texts}
+    if gap_s <= 10:  # the event and the actual start, 10 s apart: stacked, not side by side
+        assert rows["label/event/1000"] != rows["label/actual_start"]
+    texts = {str(t.get_gid()): t.get_text() for t in ax.texts}
+    assert "room capped at 250,000 connections".startswith(texts["label/event/1000"].rstrip("…"))
+    if width_in >= 9:  # room enough: the words in full
+        assert texts["label/event/1000"] == "room capped at 250,000 connections"
+    assert texts["label/actual_start"].startswith("actual start")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "events (operator)" in legend and "scheduled start (t = 0 s)" in legend
+    plt.close(fig)
+
+
+def test_problems_finds_overlapping_cut_off_and_unitless_text() -> None:
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(4, 3))
+    top.set_ylabel("A label far too long for the height of its axes (people)")
+    top.text(0.5, 0.5, "hello")
+    top.text(0.5, 0.5, "world")
+    bottom.set_xlabel("Time")
+    found = notebook.problems(fig)
+    assert "texts 'hello' and 'world' overlap" in found
+    assert any("cut off" in p and "far too long" in p for p in found)
+    assert "axis label 'Time' has no units" in found
+    plt.close(fig)
+
+
+def test_words_for_rates_rejections_and_events() -> None:
+    assert theme.label("attempts_per_s") == "Join attempts (attempts/s)"
+    assert theme.label("rejected_cap_per_s") == "Rejected: room capped (attempts/s)"
+    assert theme.quantity("rejected_auth")[0] == "Rejected: login overloaded"
+    assert theme.label("goodput_per_s") == "Joins completed (1/s)"  # a rate already
+    assert theme.label("admission") == "Admission policy (policy)"
+    ev = pd.DataFrame(
+        {
+            "run": [0] * 4,
+            "t_s": [5.0, 5.0, 5.0, 9.0],
+            "kind": ["crash", "crash", "operator", "restart"],
+            "target": ["node 0", "node 1", "end_room", "node 0"],
+            "detail": ["operator: end_room", "operator: end_room", "room ended: relaunched", "up"],
+        }
+    )
+    marks = frames.event_marks(ev)
+    assert list(marks["t_s"]) == [5.0, 9.0]
+    assert list(marks["label"]) == ["2 node crashes; room ended", "1 node restart"]
+
+
+def test_metastability_events_are_named_and_not_drawn_like_the_new_load() -> None:
+    from analysis import metastability
+
+    t = np.arange(0.0, 100.0, 10.0)
+    win = pd.DataFrame(
+        {"run": 0, "t_s": t, "goodput_per_s": 5.0, "offered_per_s": 50.0, "new_per_s": 5.0}
+    )
+    ev = pd.DataFrame({"run": [0], "t_s": [30.0], "kind": ["drain"], "target": ["node 0"]})
+    ev["detail"] = ""
+    _, axes = plt.subplots(2, 1)
+    metastability.over_time(win, {0: "storm"}, ev, axes)
+    legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert legend == ["storm", "new listeners", "events (drain)"]
+    events = [ln for ln in axes[0].get_lines() if ln.get_gid() == "event"]
+    new = [ln for ln in axes[0].get_lines() if ln.get_gid() == "new"]
+    assert events[0].get_linestyle() != new[0].get_linestyle()
+    plt.close("all")

@@ -175,8 +175,13 @@ def test_replay_timeline_overlays_the_public_data_points(study: Path, report: Re
         assert np.asarray(_gid(ax, "scheduled_start").get_xdata()) == pytest.approx([0, 0])
         assert np.asarray(_gid(ax, "actual_start").get_xdata()) == pytest.approx([delay] * 2)
     legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
-    assert "scheduled start (t = 0 s)" in legend and f"actual start (t = {delay:.0f} s)" in legend
-    assert "public listeners (fit), band" in legend
+    late = f"actual start (t = {delay:.0f} s, {replay.duration(delay)} late)"
+    assert "scheduled start (t = 0 s)" in legend and late in legend
+    assert "public listeners, range (fit target)" in legend
+    assert "public peak listeners, range, window (fit target)" in legend
+    labels = {str(t.get_gid()): t for t in axes[0].texts}  # the starts' labels, on the top axes
+    assert labels["label/actual_start"].get_text().startswith("actual start")
+    assert labels["label/scheduled_start"].get_position()[0] == 0.0
     assert axes[0].get_xlabel() == "Time (s)" and axes[0].get_ylabel().endswith(")")
     plt.close("all")
     svg = (study / "report" / "trump_2024" / "timeline.svg").read_text()
@@ -367,3 +372,13 @@ def test_input_data_points_are_drawn_and_context_ones_are_not(tmp_path: Path) ->
         f"Replay of {path}: 2 of 3 public data points inside their bands; "
         "the conversation never started (public: 1-2 min)."
     )
+
+
+def test_every_study_figure_is_free_of_text_problems(report: ReportResult) -> None:
+    """``analysis.notebook.problems`` of every figure of every part (in the sidecars): no
+    overlapping or cut-off text (the replays' start and event labels included), units on every
+    axis label."""
+    for name, part in report.parts.items():
+        for section in part.sections:
+            doc = json.loads((part.html.parent / f"{section}.findings.json").read_text())
+            assert doc["problems"] == {f: [] for f in doc["figures"]}, (name, section)

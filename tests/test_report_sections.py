@@ -207,3 +207,12 @@ def test_audio_figures_are_the_archive_metrics(
     assert f"{ratio:.1%} of segments on time" in findings
     assert f"{float(s['stall_s_per_listener_min'].iloc[0]):.3g} s stalled" in findings
     assert "The edge tier is the busiest" in findings
+
+
+def test_every_figure_is_free_of_text_problems(reports: dict[str, ReportResult]) -> None:
+    """``analysis.notebook.problems`` of every figure drawn (in the sidecars): no overlapping or
+    cut-off text, every axis label with units."""
+    for name, r in reports.items():
+        for section in r.sections:
+            doc = json.loads((r.html.parent / f"{section}.findings.json").read_text())
+            assert doc["problems"] == {f: [] for f in doc["figures"]}, (name, section)

@@ -44,7 +44,7 @@ fig, ax = plt.subplots(figsize=(7, 4.5))
 if len(grid) >= 2:
     x, y = grid[0], grid[1]
     plots.heatmap(s, x, y, value, ax=ax)
-    what = f"over {x} and {y}"
+    what = f"over {theme.quantity(x)[0].lower()} and {theme.quantity(y)[0].lower()}"
 else:
     x = grid[0] if grid else params[0]
     if s[x].nunique() <= 12:
@@ -53,19 +53,25 @@ else:
     else:
         ax.scatter(s[x].astype(float), s[value].astype(float), color=theme.colors(1)[0])
         theme.label_axes(ax, theme.label(x), theme.label(value, total=True))
-    what = f"per {x}"
+        plots.thousands(ax.xaxis)
+        plots.thousands(ax.yaxis)
+        ax.set_title(f"one point per run ({len(s)} runs)", fontsize="small")
+    what = f"per {theme.quantity(x)[0].lower()}"
 figures.append(notebook.save(fig, out_dir, "sweep"))
 
 
 # %%
-def fmt(x):
-    return f"{x:g}" if isinstance(x, int | float) else str(x)
+def fmt(x: object) -> str:
+    return plots.number(float(x)) if isinstance(x, int | float) else str(x)
 
 
 v = s[value].astype(float)
-best = s.loc[v.idxmax()]
+best = s.iloc[int(v.fillna(-float("inf")).to_numpy().argmax())]  # idxmax, skipping NaN
+words = {p: theme.quantity(p)[0] for p in params}
 findings = (
-    f"{len(s)} runs swept {', '.join(params)}; {value} ranges from {v.min():.4g} to "
-    f"{v.max():.4g} (highest at {', '.join(f'{p}={fmt(best[p])}' for p in params)}), shown {what}."
+    f"{len(s)} runs swept {', '.join(w.lower() for w in words.values())}; "
+    f"{theme.label(value, total=True).lower()} ranges from {plots.number(v.min())} to "
+    f"{plots.number(v.max())} (highest at "
+    f"{', '.join(f'{words[p].lower()} = {fmt(best[p])}' for p in params)}), shown {what}."
 )
 notebook.finish(out_dir, "sweep", "Sweep", findings, figures)

@@ -22,7 +22,7 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis import frames, notebook, plots
+from analysis import frames, notebook, plots, theme
 
 # %% tags=["parameters"]
 archive = ""
@@ -54,14 +54,14 @@ if len(cells) > 1 and numeric:
 
 
 # %%
-def interval(cell):
+def interval(cell: pd.Series) -> str:
     est, lo, hi = (float(cell[k]) for k in ("estimate", "ci_low", "ci_high"))
     if not math.isfinite(est):
         return f"no estimate (stop: {cell['stop_reason']})"
     return f"{plots.number(est)} [{plots.number(lo)}, {plots.number(hi)}]"
 
 
-head = f"{first['parameter']} at P(failure) = {float(first['target']):g}"
+head = f"{theme.label(str(first['parameter']))} at P(failure) = {float(first['target']):g}"
 conf = f"{float(first['confidence']):.0%}"
 if len(cells) == 1:
     findings = (
@@ -70,6 +70,7 @@ if len(cells) == 1:
     )
 else:
     key = varied[0] if varied else "cell"
-    parts = [f"{key}={c[key]}: {interval(c)}" for _, c in cells.iterrows()]
+    name = theme.quantity(key)[0] if varied else "cell"
+    parts = [f"{name} = {c[key]}: {interval(c)}" for _, c in cells.iterrows()]
     findings = f"{head}: {'; '.join(parts)} ({conf} intervals, {int(cells['runs'].sum())} runs)."
 notebook.finish(out_dir, "threshold", "Failure threshold", findings, figures)

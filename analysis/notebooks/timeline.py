@@ -23,6 +23,8 @@ import matplotlib.pyplot as plt
 
 from analysis import frames, notebook, plots, replay
 
+MAX_EVENT_LABELS = 8
+
 # %% tags=["parameters"]
 archive = ""
 out = ""
@@ -37,13 +39,24 @@ event = replay.event(archive)
 # %%
 people = df[df["series"].isin(["concurrent", "trying"])]
 outcomes = df[df["series"].isin(["attempts", "joining"]) | df["series"].str.startswith("rejected_")]
+if len(outcomes):
+    outcomes = frames.per_second(outcomes)  # per second: runs of any tick length read alike
 nodes = df[df["series"] == "nodes_up"]
 panels = [
-    (n, p) for n, p in (("people", people), ("attempts", outcomes), ("nodes", nodes)) if len(p)
+    (n, p)
+    for n, p in (
+        ("People (people)", people),
+        ("Attempts (attempts/s)", outcomes),
+        ("Nodes up (nodes)", nodes),
+    )
+    if len(p)
 ]
-fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3 * len(panels)), sharex=True, squeeze=False)
-for ax, (_, part) in zip(axes[:, 0], panels, strict=True):
-    plots.timeline(part, ax=ax, events=ev)
+fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3 * len(panels)), sharex=True, squeeze=False)
+for ax, (ylabel, part) in zip(axes[:, 0], panels, strict=True):
+    plots.timeline(part, ax=ax, events=ev, ylabel=ylabel)
+marks = frames.event_marks(ev)
+if 0 < len(marks) <= MAX_EVENT_LABELS:  # more: the legend names their kinds, no words each
+    plots.label_events(axes[0, 0], marks)
 start_delay_s = replay.as_float(summary.get("start_delay_s"))
 if event is not None:
     replay.overlay(axes[0, 0], replay.points(event), start_delay_s, tuple(axes[1:, 0]))
@@ -53,7 +66,8 @@ figures = [notebook.save(fig, out_dir, "timeline")]
 peak = float(people.loc[people["series"] == "concurrent", "value"].max())
 joined = summary.get("joined", float("nan"))
 findings = (
-    f"The run peaked at {peak:.0f} listeners in the room, {float(joined):.0f} people joined, "
+    f"The run peaked at {plots.number(peak)} listeners in the room, "
+    f"{plots.number(float(joined))} people joined, "
     f"with {len(ev)} events ({', '.join(sorted(set(ev['kind']))) or 'none'})."
 )
 if event is not None:
