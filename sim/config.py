@@ -172,8 +172,25 @@ class ScenarioConfig:
             yield "event", self.event, f"one of {known} (sim/data/events/), a .csv file, or null"
         if self.expected_arrivals is not None and not self.expected_arrivals > 0:
             yield "expected_arrivals", self.expected_arrivals, "a number > 0, or null"
+        elif self.expected_arrivals is not None and not self._bad_points():
+            if not self.shape().total() > 0:  # nothing to scale: refuse before anything runs
+                allowed = "null when the profile and pushes have no arrivals (all rates 0)"
+                yield "expected_arrivals", self.expected_arrivals, allowed
         if not self.session_mean_s > 0:
             yield "session_mean_s", self.session_mean_s, "a number > 0 (seconds)"
+
+    def _bad_points(self) -> bool:
+        """The profile or the pushes have a problem (then ``shape`` cannot be built)."""
+        if len(self.profile) < 2 or any(True for i in self.pushes for _ in i.problems()):
+            return True
+        last = -math.inf
+        for p in self.profile:
+            if not (math.isfinite(p.t_s) and p.t_s > last and p.rate_per_s >= 0):
+                return True
+            if p.shape not in SHAPES or (p.shape == "exp" and not (p.tau_s or 0) > 0):
+                return True
+            last = p.t_s
+        return False
 
     def shape(self) -> Profile:
         """λ(t) before scaling: the profile plus the pushes (its points must be valid), on the
