@@ -36,11 +36,19 @@ from sim.archive.schema import SWEEP_H5
 log = logging.getLogger(__name__)
 
 _reports: list[MergeReport] = []
+_started: list[Path] = []
 
 
 def reset() -> None:
     """Forget earlier merges (a process may run several commands, as the tests do)."""
     _reports.clear()
+    _started.clear()
+
+
+def started_sweep() -> Path | None:
+    """The sweep dir of the last multirun this process started (``None``: none started), so
+    that a sweep cut off by Ctrl-C can say where its finished runs are and how to resume it."""
+    return _started[-1] if _started else None
 
 
 def last_report() -> MergeReport | None:
@@ -50,6 +58,9 @@ def last_report() -> MergeReport | None:
 
 class MergeSweep(Callback):
     """Merge the job files of a multirun into ``<hydra.sweep.dir>/sweep.h5``."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _started.append(Path(str(config.hydra.sweep.dir)))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,9 @@ def _hydra_run(args: list[str], command_line: str) -> int:
 
     install_guard()  # Hydra instantiates nothing outside the allowlist, whatever got this far
     callbacks.reset()
+    # an exception in a job reaches spacesim's own handler (cli.main: one line, or --verbose)
+    # instead of Hydra's, which prints a traceback and exits
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     status = {"failed": 0}
 
     def one(
@@ -391,8 +396,59 @@ def cmd_inspect(args: list[str]) -> int:
     return 0
 
 
+_BAD_INPUT = ("ConfigError", "ArchiveError", "FileNotFoundError", "NotADirectoryError")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``spacesim``: every error ends as one or two lines on stderr and an exit status (2: bad
+    input, 1: a failed run or anything else, 130: interrupted by Ctrl-C); ``--verbose``, anywhere
+    on the line, adds the traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args
+    args = [a for a in args if a != "--verbose"]
+    if verbose:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    from sim import callbacks
+
+    callbacks.reset()
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt as exc:
+        _interrupted(args, exc, verbose)
+        return 130
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        bad_input = any(c.__name__ in _BAD_INPUT for c in type(exc).__mro__)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"spacesim: {type(exc).__name__}: {first}".rstrip(": "), file=sys.stderr)
+        hint = "check the input named above" if bad_input else "this may be a bug"
+        more = "" if verbose else "; --verbose shows the traceback"
+        print(f"spacesim: {hint}{more}", file=sys.stderr)
+        return 2 if bad_input else 1
+
+
+def _interrupted(args: list[str], exc: KeyboardInterrupt, verbose: bool) -> None:
+    """What a Ctrl-C leaves behind, and how to go on."""
+    from sim import callbacks
+
+    if verbose:
+        traceback.print_exception(exc)
+    sweep_dir = callbacks.started_sweep()
+    if sweep_dir is not None and callbacks.last_report() is None:
+        kind = args[0] if args and args[0] in ("threshold", "calibrate") else "sweep"
+        print(
+            f"spacesim: interrupted: the finished runs are kept in {sweep_dir}; "
+            f"`spacesim {kind} --resume {sweep_dir}` runs the rest",
+            file=sys.stderr,
+        )
+        return
+    run_dir = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+    where = f": {run_dir} holds a record with status interrupted" if run_dir else ""
+    print(f"spacesim: interrupted{where}", file=sys.stderr)
+
+
+def _dispatch(args: list[str]) -> int:
     if args and args[0] == "run":
         return cmd_run(args[1:])
     if args and args[0] == "sweep":

@@ -3,7 +3,9 @@
 It turns the composed config into typed dataclasses (refusing bad values), runs the engine with a
 progress bar on a terminal, and hands every result to the writer (``sim.archive``) as one
 ``RunRecord``. A run that raises still writes ``summary.json`` and ``run.h5`` with
-``status = "failed"``, the reason, and a ``failure`` event holding the traceback.
+``status = "failed"``, the reason, and a ``failure`` event holding the traceback. A run stopped by
+Ctrl-C (``KeyboardInterrupt``) writes them with ``status = "interrupted"`` and the simulated time
+it had reached, then raises ``KeyboardInterrupt`` again for the command line to exit with 130.
 
 A job of a sweep that is run again into the same sweep dir is not simulated again when its
 ``run.h5`` is complete and was made from the same config (``completed_run``): rerunning a sweep
@@ -23,6 +25,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from sim import archive
+from sim.archive.schema import STATUS_INTERRUPTED
 from sim.config import Config, to_config
 from sim.engine import RunResult, simulate
 from sim.kernels.pipeline import REASONS
@@ -51,8 +54,9 @@ def failed_summary(seed: Any, reason: str) -> dict[str, Any]:
     }
 
 
-def run_simulation(cfg: Config) -> RunResult:
-    """Run ``cfg`` with a progress bar in simulated seconds (none when not on a terminal)."""
+def run_simulation(cfg: Config, reached: list[float] | None = None) -> RunResult:
+    """Run ``cfg`` with a progress bar in simulated seconds (none when not on a terminal);
+    ``reached[0]``, when given, follows the simulated time (what an interrupted run got to)."""
     show = cfg.engine.progress
     with (
         logging_redirect_tqdm(),
@@ -66,6 +70,8 @@ def run_simulation(cfg: Config) -> RunResult:
 
         def progress(t: float) -> None:
             bar.update(int(t) - bar.n)
+            if reached is not None:
+                reached[0] = t
 
         return simulate(cfg, progress)
 
@@ -129,8 +135,17 @@ def run_job(
     if config_yaml is None:
         config_yaml = job_config_yaml(cfg)
     typed = to_config(cfg)
+    reached = [0.0]
+    status: str | None = None
     try:
-        result = run_simulation(typed)
+        result = run_simulation(typed, reached)
+    except KeyboardInterrupt:  # Ctrl-C: a record that says so, then the interrupt goes on
+        t_s = reached[0] + typed.scenario.origin_s()  # on the scenario clock, as every event
+        reason = f"interrupted (SIGINT) at t = {t_s:.0f} s"
+        log.warning("run %s", reason)
+        result = RunResult(failed_summary(typed.seed, reason) | {"interrupted": True})
+        result.events.append({"t_s": t_s, "kind": "interrupted", "target": "run", "detail": reason})
+        status = STATUS_INTERRUPTED
     except Exception as exc:  # a failed run still leaves a record that says why
         log.exception("run failed")
         reason = f"{type(exc).__name__}: {exc}"
@@ -158,8 +173,11 @@ def run_job(
         job_num=job_num,
         tick_s=typed.engine.tick_s,
         command_line=command_line,
+        status=status,
     )
     archive.write_run(run_dir, record, archive=typed.output.archive)
+    if status == STATUS_INTERRUPTED:
+        raise KeyboardInterrupt(str(run_dir))
     return result.summary
 
 
