@@ -190,6 +190,9 @@ def _hydra_run(args: list[str], command_line: str) -> int:
     # an exception in a job reaches spacesim's own handler (cli.main: one line, or --verbose)
     # instead of Hydra's, which prints a traceback and exits
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    # a sweep stopped by Ctrl-C: the workers' semaphores are freed by the resource tracker,
+    # which would otherwise warn about them as "leaked" (nothing is lost)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     status = {"failed": 0}
 
     def one(

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from sim import archive
+from sim import archive, interrupt
 from sim.archive.schema import STATUS_INTERRUPTED
 from sim.config import Config, to_config
 from sim.engine import RunResult, simulate
@@ -72,8 +72,10 @@ def run_simulation(cfg: Config, reached: list[float] | None = None) -> RunResult
             bar.update(int(t) - bar.n)
             if reached is not None:
                 reached[0] = t
+            interrupt.check()  # a tick boundary: Ctrl-C is raised here, not inside a kernel
 
-        return simulate(cfg, progress)
+        with interrupt.deferred():
+            return simulate(cfg, progress)
 
 
 def job_config_yaml(cfg: DictConfig) -> str:

@@ -66,7 +66,7 @@ import numpy as np
 import simpy
 from simpy.events import URGENT, Event
 
-from sim import criteria, streams
+from sim import criteria, interrupt, streams
 from sim.config import Config
 from sim.model.fanout import extras_summary
 from sim.model.metrics import COUNTERS, Metrics
@@ -326,7 +326,8 @@ class Room:
             if self.attack is not None:  # the gates of the tick that starts now
                 self.attack.open_tick(t_end, len(self.fleet.up))
             self.end_s = t_end
-            if on_progress is not None and t_end - reported >= PROGRESS_EVERY_S:
+            due = t_end - reported >= PROGRESS_EVERY_S or interrupt.pending()  # Ctrl-C: now
+            if on_progress is not None and due:
                 on_progress(t_end)
                 reported = t_end
             no_arrival = self.arrivals_done and t_end >= self.arrivals_end_s
