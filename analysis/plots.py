@@ -208,6 +208,20 @@ def label_events(ax: Axes, marks: pd.DataFrame) -> list[Any]:
     ]
 
 
+def minutes_above(ax: Axes, longer_than_s: float = 1800.0) -> Any:
+    """A second time axis in minutes along the top of ``ax`` when its time span is longer than
+    ``longer_than_s`` (a replay's "44 min late" reads off it); the seconds stay below. Returns
+    the secondary axis, or ``None``."""
+    lo, hi = ax.get_xlim()
+    if hi - lo <= longer_than_s:
+        return None
+    top = ax.secondary_xaxis("top", functions=(lambda s: s / 60.0, lambda m: m * 60.0))
+    top.set_xlabel("Time (min)", fontsize="small")
+    top.tick_params(labelsize="small")
+    thousands(top.xaxis)
+    return top
+
+
 def failure_curve(
     runs_df: pd.DataFrame, cell: Mapping[str, Any] | pd.Series, ax: Axes | None = None
 ) -> Axes:
@@ -230,7 +244,8 @@ def failure_curve(
         ax.plot(curve["x"], curve["p"], color=c_fit, lw=1.6, label="fitted P(failure)", gid="fit")
     if math.isfinite(lo) and math.isfinite(hi):
         conf = float(cell.get("confidence", math.nan))
-        ax.axvspan(lo, hi, color=c_fit, alpha=0.15, gid="interval", label=f"{conf:.0%} interval")
+        label = f"{conf:.0%} interval {number(lo)}–{number(hi)}"
+        ax.axvspan(lo, hi, color=c_fit, alpha=0.15, gid="interval", label=label)
     if math.isfinite(est):
         label = f"threshold {number(est)}"
         ax.axvline(est, color="k", ls="--", lw=1.0, gid="estimate", label=label)

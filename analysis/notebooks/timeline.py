@@ -45,7 +45,7 @@ nodes = df[df["series"] == "nodes_up"]
 panels = [
     (n, p)
     for n, p in (
-        ("People (people)", people),
+        ("In the room or trying (people)", people),
         ("Attempts (attempts/s)", outcomes),
         ("Nodes up (nodes)", nodes),
     )
@@ -54,6 +54,9 @@ panels = [
 fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3 * len(panels)), sharex=True, squeeze=False)
 for ax, (ylabel, part) in zip(axes[:, 0], panels, strict=True):
     plots.timeline(part, ax=ax, events=ev, ylabel=ylabel)
+for ax in axes[:-1, 0]:  # one time axis, under the last panel (and in minutes above the first)
+    ax.set_xlabel("")
+plots.minutes_above(axes[0, 0])
 marks = frames.event_marks(ev)
 if 0 < len(marks) <= MAX_EVENT_LABELS:  # more: the legend names their kinds, no words each
     plots.label_events(axes[0, 0], marks)
