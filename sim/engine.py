@@ -128,12 +128,15 @@ class Engine:
             yield self.env.timeout(t_end - self.env.now)
             self._tick(t_end)
             self.restarts.act(t_end)
-            done, self._tick_end = self._tick_end, self.env.event()
-            done.succeed(t_end)
+            done = self._tick_end
+            if done.callbacks:  # a component waits for this tick's end (else: the same event
+                self._tick_end = self.env.event()  # serves the next tick, none made in vain)
+                done.succeed(t_end)
             self.end_s = t_end
-            if self._over(t_end) and self.joins.idle:
+            over = self._over(t_end)
+            if over and self.joins.idle:
                 break
-            if self._quiet(t_end):
+            if over and self._quiet(t_end):
                 self._tail(k, dt)
                 break
             if t_end >= limit:
@@ -171,10 +174,9 @@ class Engine:
         self.metrics.record_row(t_end, counts, latency, state, keep=True)
 
     def _quiet(self, t: float) -> bool:
-        """Only departures are left and no other component can act."""
+        """Only departures are left and no other component can act (once ``_over(t)``)."""
         return (
-            self._over(t)
-            and self.presence is None
+            self.presence is None
             and self.joins.only_departures_left
             and not any(p.is_alive for p in self.background)
             and not self.restarts.busy

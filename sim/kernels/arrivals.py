@@ -302,6 +302,16 @@ class NHPPStream:
         tp = float(self._state[1])
         return -math.inf if math.isnan(tp) else tp
 
+    def quiet_until(self, t_end: float) -> bool:
+        """``skip_to(t_end)`` when no point is due before ``t_end`` (then ``True``): the
+        engine's check of an empty tick, one read of the state."""
+        tp = self._state[1]
+        if tp >= t_end:  # inf once exhausted; NaN (nothing drawn yet) compares False
+            if t_end > self._t_now:
+                self._t_now = t_end
+            return True
+        return False
+
     def skip_to(self, t_end: float) -> None:
         """End a batch with no points: only when ``pending_s >= t_end`` (checked)."""
         if not self.pending_s >= t_end and not self.exhausted:

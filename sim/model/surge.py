@@ -32,8 +32,7 @@ class SurgeSource:
 
     def batch(self, t_end: float) -> np.ndarray:
         """The arrival times in ``[previous t_end, t_end)``, sorted."""
-        if self._stream.exhausted or self._stream.pending_s >= t_end:  # none in this tick
-            self._stream.skip_to(t_end)
+        if self._stream.quiet_until(t_end):  # none in this tick
             return _NONE
         return self._stream.next_batch(t_end)
 
