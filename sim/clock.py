@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,9 @@ from sim.config import Config
 
 TIME_KEYS = ("peak_time_s", "surge_start_s", "sim_end_s")
 """Summary keys that are times (shifted back); the criterion's are recomputed."""
+
+
+_DOWN_UNTIL = re.compile(r"down until (\S+) s")
 
 
 def _moved(points: list[Any], dt: float) -> list[Any]:
@@ -75,6 +79,10 @@ def to_scenario_clock(
             timeseries["t_s"] = timeseries["t_s"] + origin
         for e in events:
             e["t_s"] = e["t_s"] + origin
+            if e.get("kind") == "crash":  # "...; down until T s": T is a time on the engine clock
+                e["detail"] = _DOWN_UNTIL.sub(
+                    lambda m: f"down until {float(m[1]) + origin:g} s", e["detail"]
+                )
         for key in TIME_KEYS:
             if key in summary:
                 summary[key] = summary[key] + origin

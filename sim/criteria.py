@@ -269,6 +269,9 @@ def assess(
 
     # stability: the first stretch, starting in a tick that ends after the surge start
     first = int(np.searchsorted(t_s, surge_start_s + eps, side="right"))
+    # a run that is over by the surge start (no arrivals came, none is left trying): its last
+    # tick is the room's state at the surge start, so judge that one (not "never stable")
+    first = min(first, max(t_s.size - 1, 0))
     k = hold_ticks(criterion.stable_hold_s, tick_s)
     i = first_held(per_tick["stable"], first, k, to_end=True)
     time_to_stable = nan if i is None else max(0.0, t_s[i] - tick_s - surge_start_s)
