@@ -2,7 +2,10 @@
 
 ``spacesim run [overrides]`` is a Hydra application (``key=value`` overrides, ``-m`` multiruns,
 ``--cfg job`` to print the config); the config is checked before Hydra creates anything, and a bad
-one exits with status 2 and a message naming the key, the value and what is allowed.
+one exits with status 2 and a message naming the key, the value and what is allowed. So does a
+run whose estimated peak memory exceeds the memory available (``sim.guard``; ``engine.guard=false``
+runs it anyway); ``spacesim run --dry-run [overrides]`` prints the resolved config and the estimate
+and runs nothing.
 
 A multirun ends with one merged archive, ``sweep.h5`` in the sweep dir (the Hydra callback
 ``sim.callbacks.MergeSweep``). Run again into the same sweep dir, it skips the jobs whose
@@ -33,7 +36,9 @@ spacesim: capacity planning for live-audio rooms hit by launch surges
 commands:
   run [overrides]     simulate one surge (Hydra overrides; -m for a multirun);
                       writes summary.json and run.h5 to the run dir.
-                      `spacesim run --help` lists the config groups and values.
+                      `spacesim run --help` lists the config groups and values;
+                      `spacesim run --dry-run [overrides]` prints the resolved config
+                      and its estimated peak memory and time, and runs nothing.
   sweep [--workers N] [--resume DIR] [overrides]
                       a multirun (as `run -m`: grids, or Sobol/LHS designs with
                       hydra/sweeper=design) merged into DIR/sweep.h5; --resume DIR
@@ -154,6 +159,8 @@ def _split_hydra_args(args: Sequence[str]) -> tuple[list[str], bool, bool]:
 def cmd_run(args: list[str], command: Sequence[str] = ()) -> int:
     from sim.hydra_app import check_overrides, sweeper_overrides
 
+    dry = DRY_RUN_FLAG in args
+    args = [a for a in args if a != DRY_RUN_FLAG]
     overrides, multirun, runs = _split_hydra_args(args)
     if multirun:  # spacesim's design sweeper, unless the config chose one
         extra = sweeper_overrides(overrides)
@@ -165,7 +172,32 @@ def cmd_run(args: list[str], command: Sequence[str] = ()) -> int:
                 print(f"spacesim: {p}", file=sys.stderr)
             print("spacesim: nothing was run (see `spacesim run --help`)", file=sys.stderr)
             return 2
+        if dry:
+            return _dry_run(overrides, multirun)
     return _hydra_run(args, shlex.join(command or ["spacesim", "run", *args]))
+
+
+DRY_RUN_FLAG = "--dry-run"
+
+
+def _dry_run(overrides: list[str], multirun: bool) -> int:
+    """``spacesim run --dry-run``: the resolved config of every job and its resource estimate
+    (``sim.guard``); nothing runs and nothing is written."""
+    from sim import guard
+    from sim.hydra_app import dry_run
+
+    jobs = dry_run(overrides, multirun)
+    available = guard.format_bytes(guard.available_bytes())
+    for i, (combo, config_yaml, typed) in enumerate(jobs):
+        if multirun:
+            print(f"# job {i}: {shlex.join(combo)}")
+        print(config_yaml, end="")
+        est = guard.estimate(typed)
+        state = "on" if typed.engine.guard else "off (engine.guard=false)"
+        print(f"# estimate: {est.describe()}")
+        print(f"# estimate by part: {est.breakdown()}; {available} available; guard {state}")
+    print(f"dry run: {len(jobs)} job{'s' * (len(jobs) != 1)} checked, nothing was run")
+    return 0
 
 
 def _hydra_run(args: list[str], command_line: str) -> int:

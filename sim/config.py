@@ -544,12 +544,17 @@ class AttackConfig:
 
 @dataclass
 class EngineConfig:
-    """How the simulation advances: which engine, tick length, safety limit, progress bar."""
+    """How the simulation advances: which engine, tick length, safety limit, progress bar.
+
+    ``guard``: refuse, before anything runs, a run whose estimated peak memory exceeds the memory
+    available (``sim.guard``); false runs it anyway.
+    """
 
     kind: str = "batched"
     tick_s: float = 1.0
     max_sim_s: float = 1e6
     progress: bool | None = None
+    guard: bool = True
 
     def problems(self) -> Iterator[Problem]:
         if self.kind not in ENGINES:
@@ -558,6 +563,8 @@ class EngineConfig:
             yield "tick_s", self.tick_s, "a number > 0 (seconds)"
         if not self.max_sim_s > 0:
             yield "max_sim_s", self.max_sim_s, "a number > 0 (seconds)"
+        if not isinstance(self.guard, bool):
+            yield "guard", self.guard, "a bool: true or false"
 
 
 @dataclass

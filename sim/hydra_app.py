@@ -28,7 +28,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from sim import targets
+from sim import guard, targets
 from sim.config import Config, ConfigError, format_problem, register, to_config
 
 
@@ -363,7 +363,9 @@ def check_overrides(
     spacesim's classes or the Hydra plugins it runs with is refused). Then a multirun is checked
     job by job before anything runs: every combination of its grid, and with one of spacesim's
     sweepers (``sim.sweep``) every point of its design or the bracket of its threshold search,
-    and the sweeper's own settings. ``argv``: the arguments of ``spacesim run``, for their
+    and the sweeper's own settings. Each config that is valid then passes the resource guard
+    (``sim.guard``: its estimated peak memory must fit in the memory available, unless
+    ``engine.guard=false``). ``argv``: the arguments of ``spacesim run``, for their
     ``--config-dir`` and ``--config-name``.
     """
     untrusted = check_targets(overrides, multirun, argv)
@@ -394,13 +396,35 @@ def check_overrides(
                 checked.add(rest)
                 try:
                     cfg = compose(config_name="config", overrides=combo)
-                    to_config(cfg)
+                    typed = to_config(cfg)
                 except ConfigError as exc:
                     messages += [str(exc)] if not exc.problems else str(exc).splitlines()
                 except (HydraException, OmegaConfBaseException, ValueError) as exc:
                     messages += _explain(exc, combo)
+                else:  # the resource guard: a run that would not fit in memory (sim.guard)
+                    messages += guard.problems(typed)
                 if messages:
                     break
     finally:
         GlobalHydra.instance().clear()
     return list(dict.fromkeys(messages))
+
+
+def dry_run(overrides: list[str], multirun: bool = False) -> list[tuple[list[str], str, Config]]:
+    """``(overrides, resolved YAML, typed config)`` of every job ``spacesim run`` would run with
+    these overrides (checked by ``check_overrides`` first): the jobs it checks, a multirun's grid
+    or its sweeper's points. Nothing runs, nothing is written."""
+    register()
+    jobs: list[tuple[list[str], str, Config]] = []
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            combos = list(_combinations(overrides, multirun))
+            planned = _sweeper_jobs(overrides) if multirun else None
+            for combo in combos if planned is None else planned:
+                cfg = compose(config_name="config", overrides=combo)
+                typed = to_config(cfg)
+                jobs.append((combo, OmegaConf.to_yaml(cfg, resolve=True), typed))
+    finally:
+        GlobalHydra.instance().clear()
+    return jobs

@@ -552,6 +552,7 @@ OVERRIDES: list[tuple[tuple[str, ...], str, st.SearchStrategy[str]]] = [
     ((), "platform.join_service_mean_s", _WRONG_TYPE | _POS.map(_num)),
     ((), "platform.crash_after_s", _WRONG_TYPE | _POS.map(_num)),
     ((), "platform.timeout_wastes_work", st.sampled_from(["maybe", "abc", "[true]"])),
+    ((), "engine.guard", st.sampled_from(["maybe", "abc", "[true]", "2"])),
     ((), "platform.placement", _BAD_NAME.filter(lambda s: s not in PLACEMENT)),
     ((), "engine.tick_s", _WRONG_TYPE | _POS.map(_num)),
     ((), "engine.kind", _BAD_NAME.filter(lambda s: s not in ("batched", "reference"))),
