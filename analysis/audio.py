@@ -129,25 +129,37 @@ def tiers(summary: pd.DataFrame) -> pd.DataFrame:
     for t in TIERS:
         d, u = f"egress_demand_peak.{t}", f"egress_utilisation_peak.{t}"
         if d in summary.columns and u in summary.columns:
+            dv, uv = summary[d].astype(np.float64), summary[u].astype(np.float64)
             rows.append(
                 {
                     "tier": t,
-                    "demand": float(summary[d].astype(np.float64).mean()),
-                    "served": float(summary[u].astype(np.float64).mean()),
+                    "demand": float(dv.mean()),
+                    "served": float(uv.mean()),
+                    "demand_min": float(dv.min()),
+                    "demand_max": float(dv.max()),
+                    "served_min": float(uv.min()),
+                    "served_max": float(uv.max()),
+                    "runs": int(dv.notna().sum()),
                 }
             )
-    return pd.DataFrame(rows, columns=["tier", "demand", "served"])
+    cols = ["tier", "demand", "served", "demand_min", "demand_max", "served_min", "served_max"]
+    return pd.DataFrame(rows, columns=[*cols, "runs"])
 
 
 def run_names(summary: pd.DataFrame) -> dict[Any, str]:
     """A legend entry per run: its varied parameters (not the seed alone), else ``run N``."""
     params = [p for p in summary.attrs.get("parameters", []) if summary[p].nunique() > 1]
     params = [p for p in params if p != "seed"] or params
+    from analysis import theme
+
     return {
-        row["run"]: ", ".join(f"{p.rsplit('.', 1)[-1]}={row[p]}" for p in params)
-        or f"run {row['run']}"
+        row["run"]: ", ".join(theme.setting(p, row[p]) for p in params) or f"run {row['run']}"
         for _, row in summary.iterrows()
     }
+
+
+STYLES = ("-", "--", ":", "-.")
+"""Line styles per run, in turn: runs that draw the same line (all on time) stay visible."""
 
 
 def plot_delivery(d: pd.DataFrame, names: dict[Any, str], axes: Any = None) -> Any:
@@ -161,20 +173,27 @@ def plot_delivery(d: pd.DataFrame, names: dict[Any, str], axes: Any = None) -> A
         _, axes = plt.subplots(2, 1, sharex=True)
     top, bottom = axes
     runs = list(dict.fromkeys(d["run"]))
-    for run, color in zip(runs, theme.colors(len(runs)), strict=True):
+    from analysis import plots
+
+    for i, (run, color) in enumerate(zip(runs, theme.colors(len(runs)), strict=True)):
         one = d[d["run"] == run]
         t = one["t_s"].to_numpy()
         name = names.get(run, str(run))
-        top.plot(t, one["on_time_share"].to_numpy(), color=color, lw=1.2, label=name)
+        style = {"color": color, "ls": STYLES[i % len(STYLES)], "lw": 1.6 if i == 0 else 1.3}
+        top.plot(t, one["on_time_share"].to_numpy(), label=name, **style)
         top.lines[-1].set_gid(f"on_time/{run}")
-        bottom.plot(t, one["stall_s_per_listener_min"].to_numpy(), color=color, lw=1.2)
+        bottom.plot(t, one["stall_s_per_listener_min"].to_numpy(), **style)
         bottom.lines[-1].set_gid(f"stall/{run}")
     top.set_ylim(-0.02, 1.05)
-    theme.label_axes(top, theme.label("t_s"), "Segments on time (share)")
-    theme.label_axes(bottom, theme.label("t_s"), "Stall (s per listener-min)")
+    from matplotlib.ticker import PercentFormatter
+
+    top.yaxis.set_major_formatter(PercentFormatter(1.0))
+    theme.label_axes(top, theme.label("t_s"), "Segments on time (% of due)")
+    theme.label_axes(bottom, theme.label("t_s"), "Stall (s per listener-minute)")
     top.set_xlabel("")
+    plots.thousands(bottom.xaxis)
     if len(runs) > 1:
-        top.legend(fontsize="small")
+        plots.legend_outside(top, fontsize="small")
     return axes
 
 
@@ -195,13 +214,43 @@ def plot_tiers(tr: pd.DataFrame, ax: Axes | None = None) -> Axes:
     for tier, a, s in zip(tr["tier"], asked.patches, served.patches, strict=True):
         a.set_gid(f"demand/{tier}")
         s.set_gid(f"served/{tier}")
-    ax.axhline(1.0, color="0.3", ls="--", lw=0.9, gid="capacity", label="capacity")
+    runs = int(tr["runs"].max()) if "runs" in tr and len(tr) else 1
+    if runs > 1 and "demand_min" in tr:  # the runs' spread around the mean of their peaks
+        for off, key in ((-width / 2, "demand"), (width / 2, "served")):
+            mid = tr[key].to_numpy(dtype=np.float64)
+            err = np.vstack(
+                [
+                    mid - tr[f"{key}_min"].to_numpy(dtype=np.float64),
+                    tr[f"{key}_max"].to_numpy(dtype=np.float64) - mid,
+                ]
+            )
+            bars = ax.errorbar(pos + off, mid, yerr=err, fmt="none", ecolor="0.2", capsize=3)
+            bars.lines[2][0].set_gid(f"range/{key}")
+        bars.lines[2][0].set_label(f"lowest to highest of the {runs} runs")
+    ax.axhline(1.0, color="0.3", ls="--", lw=0.9, gid="capacity", label="tier capacity (100%)")
     ax.set_xticks(pos, [str(t) for t in tr["tier"]])
     ax.set_yscale("log")  # the tiers' shares span orders of magnitude
-    low = np.nanmin(np.concatenate([tr["demand"], tr["served"]])) if len(tr) else 1.0
-    ax.set_ylim(bottom=max(1e-6, 0.5 * float(low)) if low > 0 else 1e-6)
-    theme.label_axes(ax, "Fan-out tier (from speakers to listeners)", "Egress (share of capacity)")
-    ax.legend(fontsize="small")
+    vals = [tr["demand"], tr["served"]]
+    if "demand_min" in tr:
+        vals += [tr["demand_min"], tr["served_min"]]
+    if "demand_max" in tr:
+        vals += [tr["demand_max"], tr["served_max"]]
+    low = np.nanmin(np.concatenate(vals)) if len(tr) else 1.0
+    high = np.nanmax(np.concatenate(vals)) if len(tr) else 1.0
+    top = max(2.0, 2.0 * float(high)) if np.isfinite(high) else 2.0  # the capacity line in view
+    ax.set_ylim(bottom=max(1e-6, 0.5 * float(low)) if low > 0 else 1e-6, top=top)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.10g}%"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    theme.label_axes(
+        ax, "Fan-out tier (from speakers to listeners)", "Peak egress (% of the tier's capacity)"
+    )
+    if runs > 1:
+        ax.set_title(f"bars: mean over {runs} runs of each run's peak", fontsize="small")
+    from analysis import plots
+
+    plots.legend_outside(ax, fontsize="small")
     return ax
 
 

@@ -225,15 +225,21 @@ def plot_parameters(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
         )
     labels = []
     for _, r in df.iterrows():
+        units = theme.quantity(str(r["name"]))[1]
+        unit = "" if units in ("value", "ratio", "share", "") else f" {units}"
+        scale = ", log scale" if r["log"] else ""
         text = (
-            f"{r['name']} = {plots.number(r['estimate'])}\n"
-            f"95% [{plots.number(r['ci_low'])}, {plots.number(r['ci_high'])}]"
+            f"{r['name']} = {plots.number(r['estimate'])}{unit}\n"
+            f"95% [{plots.number(r['ci_low'])}, {plots.number(r['ci_high'])}]; searched "
+            f"{plots.number(r['lo'])}–{plots.number(r['hi'])}{scale}"
         )
         labels.append(text + ("\nnot identified" if not r["identified"] else ""))
     ax.set_yticks(pos, labels, fontsize="small")
     ax.set_ylim(len(df) - 0.5, -0.5)
     ax.set_xlim(-0.55, 1.55)
-    theme.label_axes(ax, "Position in the search range (0 = lo, 1 = hi)", "Parameter (value)")
+    theme.label_axes(
+        ax, "Position in the search range (0 = its low end, 1 = its high end)", "Parameter (units)"
+    )
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 

@@ -141,9 +141,11 @@ def run_names(summary: pd.DataFrame) -> dict[Any, str]:
     """A legend entry per run: its varied parameters (not the seed alone) or ``run N``."""
     params = [p for p in summary.attrs.get("parameters", []) if summary[p].nunique() > 1]
     params = [p for p in params if p != "seed"] or params
+    from analysis import theme
+
     names = {}
     for _, row in summary.iterrows():
-        text = ", ".join(f"{p.rsplit('.', 1)[-1]}={row[p]}" for p in params)
+        text = ", ".join(theme.setting(p, row[p]) for p in params)
         names[row["run"]] = text or f"run {row['run']}"
     return names
 
@@ -158,8 +160,9 @@ def hysteresis(
     its ``windows``, gid ``loop/<run>``; the windows after ``trigger_end_s`` are marked (gid
     ``after/<run>``): a loop that does not close is the metastable state."""
     from matplotlib import pyplot as plt
+    from matplotlib.lines import Line2D
 
-    from analysis import theme
+    from analysis import plots, theme
 
     if ax is None:
         _, ax = plt.subplots()
@@ -167,18 +170,39 @@ def hysteresis(
     for run, color in zip(runs, theme.colors(len(runs)), strict=True):
         one = win[win["run"] == run]
         x, y = one["offered_per_s"].to_numpy(), one["goodput_per_s"].to_numpy()
-        ax.plot(x, y, color=color, lw=1.0, alpha=0.8, label=names.get(run, str(run)))
+        name = names.get(run, str(run))
+        if len(runs) == 1:
+            name = f"{name}: {WINDOW_S:g} s windows in time order"
+        ax.plot(x, y, color=color, lw=1.0, alpha=0.8, label=name)
         ax.lines[-1].set_gid(f"loop/{run}")
         if trigger_end_s is not None:
             late = (one["t_s"] > trigger_end_s).to_numpy()
             ax.plot(x[late], y[late], "o", ms=3, color=color, gid=f"after/{run}")
-    ax.set_xscale("log")
+        shown = np.flatnonzero(x > 0)  # the first and last window the log axis can show
+        if shown.size:
+            first, last = int(shown[0]), int(shown[-1])
+            ax.plot(x[first], y[first], "^", ms=8, color=color, mec="k", gid=f"start/{run}")
+            ax.plot(x[last], y[last], "s", ms=7, color=color, mec="k", gid=f"end/{run}")
+    ax.set_xscale("log", nonpositive="mask")  # no attempts (the room empty): not drawn
+    plots.thousands(ax.xaxis)
     theme.label_axes(ax, "Offered load: join attempts (1/s)", "Goodput: joins completed (1/s)")
+    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+    handles: list[Any] = [h for h in ax.get_lines() if str(h.get_gid()).startswith("loop/")]
+    key = {"color": "0.3", "mec": "k", "ls": "none"}
     if trigger_end_s is not None:
-        ax.set_title(f"dots: {WINDOW_S:g} s windows after the trigger ({trigger_end_s:g} s)")
-    handles = [h for h in ax.get_lines() if not str(h.get_gid()).startswith("after/")]
-    if len(handles) > 1:
-        ax.legend(handles=handles, fontsize="small")
+        handles.append(
+            Line2D([], [], marker="o", ms=3, label=f"after the trigger ended ({trigger_end_s:g} s)",
+                   **key)
+        )  # fmt: skip
+    handles += [
+        Line2D([], [], marker="^", ms=8, label="first window", **key),
+        Line2D([], [], marker="s", ms=7, label="last window", **key),
+    ]
+    plots.legend_outside(ax, handles=handles, fontsize="small")
+    ax.set_title(
+        "back to the top left after the trigger: recovered; stuck at the bottom right: metastable",
+        fontsize="small",
+    )
     return ax
 
 
@@ -214,11 +238,18 @@ def over_time(
             for ax in axes:
                 label = f"events ({kinds})" if i == 0 and ax is top else None
                 ax.axvline(float(t), color="0.6", ls="--", lw=0.8, gid="event", label=label)
-    bottom.set_yscale("log")
+    from analysis import frames, plots
+
+    if events is not None and not events.empty:
+        plots.label_events(top, frames.event_marks(events))
+    bottom.set_yscale("log", nonpositive="mask")  # no attempts (the room empty): not drawn
+    plots.thousands(bottom.yaxis)
+    plots.thousands(bottom.xaxis)
     theme.label_axes(top, theme.label("t_s"), "Goodput (joins/s)")
     theme.label_axes(bottom, theme.label("t_s"), "Offered load (attempts/s)")
     top.set_xlabel("")
-    top.legend(fontsize="small")
+    top.set_ylim(top=top.get_ylim()[1] * 1.25)  # room for the events' labels above the lines
+    plots.legend_outside(top, fontsize="small")
     return axes
 
 

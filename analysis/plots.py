@@ -313,6 +313,11 @@ def capacity_curve(
     words, units = theme.quantity(param)
     theme.label_axes(ax, theme.label(x), f"{words} at threshold ({units})")
     ax.legend(fontsize="small")  # what the points and bars are (and the hue's values)
+    target = float(cells_df["target"].iloc[0]) if "target" in cells_df and len(cells_df) else None
+    if target is not None and math.isfinite(target):
+        ax.set_title(f"threshold: where P(failure) = {target:g}", fontsize="small")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(bottom=max(lo, 0.0) if lo < 0 <= np.nanmin(cells_df["ci_low"]) else lo, top=hi)
     return ax
 
 
@@ -340,17 +345,19 @@ def heatmap(
         ascending=False
     )
     vlabel = theme.label(value, _units(summary_df, value), total=True)
+    words = table.map(lambda v: number(float(v)) if math.isfinite(v) else "") if annot else False
     sns.heatmap(
         table,
         ax=ax,
-        annot=annot,
-        fmt=".4g",
+        annot=words.to_numpy() if annot else False,  # 21,430, not 2.143e+04
+        fmt="",
         cmap="viridis",
         cbar_kws={"label": vlabel},
         xticklabels=[_tick(v) for v in table.columns],  # 50,000, not 50000.0
         yticklabels=[_tick(v) for v in table.index],
     )
     ax.tick_params(axis="y", rotation=0)
+    ax.grid(False)  # the theme's grid lines would cross the cells and their numbers
     theme.label_axes(
         ax, theme.label(x, _units(summary_df, x)), theme.label(y, _units(summary_df, y))
     )
@@ -390,7 +397,14 @@ def policy_comparison(
     if conf is not None:
         what = "share of runs" if centre == "share" else "mean over the runs"
         ax.set_title(f"{what}, with its {float(conf):.0%} interval", fontsize="small")
-    thousands(ax.xaxis)
+    if ax.get_xscale() != "log":
+        thousands(ax.xaxis)
     words, by_units = theme.quantity(by)
-    theme.label_axes(ax, xlabel, f"{words} ({'policy' if by_units == 'value' else by_units})")
+    keys = df.attrs.get("keys")
+    if keys:  # "admission=none, client=immediate": say what the combinations are of
+        kinds = [theme.quantity(str(k))[0].lower().removesuffix(" policy") for k in keys]
+        ylabel = f"{words} ({', '.join(kinds)})"  # "Policy (admission, client retry)"
+    else:
+        ylabel = f"{words} ({'name' if by_units == 'value' else by_units})"
+    theme.label_axes(ax, xlabel, ylabel)
     return ax

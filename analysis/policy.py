@@ -43,6 +43,7 @@ def thresholds(cells: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     )
     conf = float(cells["confidence"].iloc[0]) if len(cells) else math.nan
     out.attrs |= {"value": str(cells["parameter"].iloc[0]), "units": None, "confidence": conf}
+    out.attrs["keys"] = list(keys)
     return out
 
 
@@ -58,6 +59,7 @@ def time_to_stable(
     g["never"] = g["policy"].map(never).fillna(0).astype(int)
     rank = {p: i for i, p in enumerate(order)}
     g = g.sort_values("policy", key=lambda c: c.map(lambda p: rank.get(p, len(rank))))
+    g.attrs["keys"] = list(keys)
     return g.reset_index(drop=True).pipe(lambda d: _keep_attrs(d, g))
 
 

@@ -9,6 +9,7 @@ its words and display units from ``QUANTITIES``, any other name its archive unit
 
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING, Literal
 
 import seaborn as sns
@@ -52,10 +53,12 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     "connected_share": ("Connected", "share"),
     # parameters and summary metrics
     "seed": ("Seed", "index"),
-    "admission": ("Admission policy", "policy"),
-    "client": ("Client retry policy", "policy"),
+    "admission": ("Admission policy", "name"),
+    "client": ("Client retry policy", "name"),
     "platform.nodes": ("Nodes", "nodes"),
     "platform.join_workers": ("Join workers per node", "workers"),
+    "platform.auth_workers": ("Login workers", "workers"),
+    "platform.fanout.edge.egress_gbps": ("Edge egress per node", "Gb/s"),
     "workers": ("Join workers", "workers"),
     "scenario.expected_arrivals": ("Expected arrivals", "people"),
     "expected_arrivals": ("Expected arrivals", "people"),
@@ -137,6 +140,25 @@ def label(name: str, units: str | None = None, total: bool = False) -> str:
     """``"Words (units)"`` for an axis: ``label("t_s") == "Time (s)"`` (``total``: ``quantity``)."""
     words, u = quantity(name, units, total)
     return f"{words} ({u})"
+
+
+_NO_UNITS = {"", "value", "index", "name", "ratio", "share", "policy"}
+
+
+def setting(name: str, value: object) -> str:
+    """A parameter's value in words, for a legend: ``"Edge egress per node = 0.006 Gb/s"``,
+    ``"Nodes = 8"`` (no units that repeat the words or that are no units)."""
+    words, u = quantity(name)
+    if isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, float):
+        text = f"{value:,.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:.4g}"
+    elif isinstance(value, numbers.Integral):
+        text = f"{value:,}" if abs(value) >= 1000 else str(value)
+    else:
+        text = str(value)
+    plain = u in _NO_UNITS or u.lower() in words.lower()
+    return f"{words} = {text}" if plain else f"{words} = {text} {u}"
 
 
 def label_axes(ax: Axes, x: str, y: str) -> Axes:

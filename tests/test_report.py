@@ -236,7 +236,11 @@ def test_words_for_rates_rejections_and_events() -> None:
     assert theme.label("rejected_cap_per_s") == "Rejected: room capped (attempts/s)"
     assert theme.quantity("rejected_auth")[0] == "Rejected: login overloaded"
     assert theme.label("goodput_per_s") == "Joins completed (1/s)"  # a rate already
-    assert theme.label("admission") == "Admission policy (policy)"
+    assert theme.label("admission") == "Admission policy (name)"
+    assert theme.setting("platform.fanout.edge.egress_gbps", 0.006) == (
+        "Edge egress per node = 0.006 Gb/s"
+    )
+    assert theme.setting("platform.nodes", 8) == "Nodes = 8"
     ev = pd.DataFrame(
         {
             "run": [0] * 4,

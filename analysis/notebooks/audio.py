@@ -37,13 +37,13 @@ names = audio.run_names(summary)
 figures = []
 
 # %%
-fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+fig, axes = plt.subplots(2, 1, figsize=(9.5, 6), sharex=True)
 audio.plot_delivery(audio.delivery(ts), names, axes)
 figures.append(notebook.save(fig, out_dir, "audio_delivery"))
 
 # %%
 tr = audio.tiers(summary)
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = plt.subplots(figsize=(9, 4.2))
 audio.plot_tiers(tr, ax=ax)
 figures.append(notebook.save(fig, out_dir, "audio_tiers"))
 

@@ -19,6 +19,8 @@
 
 # %%
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 
 from analysis import calibration, notebook
@@ -36,7 +38,9 @@ par = calibration.parameters(doc)
 # %%
 fig, ax = plt.subplots(figsize=(9, 0.5 * len(res) + 2))
 calibration.plot_residuals(res, ax=ax)
-ax.set_title(f"{doc.get('event')}: simulated at the fit vs the public bands", fontsize="small")
+event = str(doc.get("event"))
+event = Path(event).stem if event.endswith(".csv") else event  # a data file: its name
+ax.set_title(f"{event}: simulated at the fit vs the public bands", fontsize="small")
 figures = [notebook.save(fig, out_dir, "calibration_residuals")]
 
 # %%

@@ -38,12 +38,12 @@ trigger_end = read_config(archive, summary["run"].iloc[0])["criterion"].get("tri
 figures = []
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 5))
+fig, ax = plt.subplots(figsize=(9, 5))
 metastability.hysteresis(win, names, trigger_end, ax=ax)
 figures.append(notebook.save(fig, out_dir, "hysteresis"))
 
 # %%
-fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+fig, axes = plt.subplots(2, 1, figsize=(9.5, 6), sharex=True)
 metastability.over_time(win, names, ev[ev["run"] == summary["run"].iloc[0]], axes)
 figures.append(notebook.save(fig, out_dir, "metastability_time"))
 

@@ -20,6 +20,7 @@
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from analysis import frames, notebook, plots, policy
 
@@ -33,7 +34,7 @@ cells, _ = frames.threshold(archive)
 keys = [k for k in policy.POLICY_KEYS if k in cells.columns]
 thr = policy.thresholds(cells, keys)
 figures = []
-height = 1.8 + 0.45 * len(thr)
+height = 2.4 + 0.45 * len(thr)  # room for the y label beside two rows
 
 # %%
 fig, ax = plt.subplots(figsize=(8, height))
@@ -41,6 +42,7 @@ plots.policy_comparison(thr, ax=ax, by="policy")
 ax.lines[0].set_gid("thresholds")
 if bool(cells["log_scale"].any()):
     ax.set_xscale("log")
+    plots.thousands(ax.xaxis)  # 10,000 and 100,000, not 10^4
 ax.set_title(f"threshold estimate and {thr.attrs['confidence']:.0%} interval", fontsize="small")
 figures.append(notebook.save(fig, out_dir, "policy_thresholds"))
 
@@ -52,6 +54,19 @@ if tts is not None and tts["mean"].notna().any():
     fig, ax = plt.subplots(figsize=(8, height))
     plots.policy_comparison(tts, ax=ax, by="policy")
     ax.lines[0].set_gid("time_to_stable")
+    never = tts["never"].to_numpy()
+    if never.any():  # the mean leaves them out: say so where the policy is named
+        ax.set_yticks(
+            ax.get_yticks(),
+            [f"{p}\n({n} of {n + k} runs never stable)" if n else p
+             for p, n, k in zip(tts["policy"], never, tts["n"], strict=True)],
+        )  # fmt: skip
+    lo = np.nanmin(tts[["mean", "ci_low"]].to_numpy(dtype=float))
+    if lo >= 0:  # no negative times on the axis; all stable at once still shows a span
+        right = max(ax.get_xlim()[1], 1.0)
+        ax.set_xlim(left=-0.03 * right, right=right)  # a point at 0 s drawn whole
+    if np.nanmax(tts["mean"].to_numpy(dtype=float)) == 0:
+        ax.set_title("mean over the runs: every policy stable at 0 s", fontsize="small")
     figures.append(notebook.save(fig, out_dir, "policy_time_to_stable"))
 
 # %%

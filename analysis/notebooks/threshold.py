@@ -69,8 +69,10 @@ if len(cells) == 1:
         f"({int(first['failures'])} failed)."
     )
 else:
-    key = varied[0] if varied else "cell"
-    name = theme.quantity(key)[0] if varied else "cell"
-    parts = [f"{name} = {c[key]}: {interval(c)}" for _, c in cells.iterrows()]
+
+    def cell_name(c: pd.Series) -> str:  # every varied key: two policies need both
+        return ", ".join(f"{theme.quantity(k)[0]} = {c[k]}" for k in varied) or f"cell {c.name}"
+
+    parts = [f"{cell_name(c)}: {interval(c)}" for _, c in cells.iterrows()]
     findings = f"{head}: {'; '.join(parts)} ({conf} intervals, {int(cells['runs'].sum())} runs)."
 notebook.finish(out_dir, "threshold", "Failure threshold", findings, figures)
