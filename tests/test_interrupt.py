@@ -29,12 +29,28 @@ LONG = [
 WAIT_S = 120.0  # the longest any step here may take on a loaded machine before the test fails
 
 
+def _as_from_a_terminal() -> None:
+    """SIGINT back to its default in the child, as a terminal's shell gives it.
+
+    A command started in the background of a non-interactive shell (``make test &``, a CI
+    runner, ``nohup``) inherits SIGINT ignored, and a Python started that way keeps ignoring
+    it; the tests are about a person pressing Ctrl-C, so the child starts as from a terminal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str], tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
     err = tmp / "stderr.txt"
     env = os.environ | {"HYDRA_FULL_ERROR": "1"}
     with open(tmp / "stdout.txt", "wb") as out, open(err, "wb") as e:
         proc = subprocess.Popen(
-            [str(EXE), *args], cwd=tmp, stdout=out, stderr=e, env=env, start_new_session=True
+            [str(EXE), *args],
+            cwd=tmp,
+            stdout=out,
+            stderr=e,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_as_from_a_terminal,
         )
     return proc, err
 
