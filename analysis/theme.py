@@ -30,7 +30,7 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     "trying": ("People trying", "people"),
     "waiting": ("In waiting rooms", "people"),
     "connections": ("Connections held", "connections"),
-    "nodes_up": ("Nodes up", "nodes"),
+    "nodes_up": ("Edge nodes up", "count"),
     "retries_pending": ("Retries pending", "attempts"),
     "held": ("Held", "people"),
     # counts of events in a tick
@@ -55,11 +55,11 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     "seed": ("Seed", "index"),
     "admission": ("Admission policy", "name"),
     "client": ("Client retry policy", "name"),
-    "platform.nodes": ("Nodes", "nodes"),
-    "platform.join_workers": ("Join workers per node", "workers"),
-    "platform.auth_workers": ("Login workers", "workers"),
+    "platform.nodes": ("Edge nodes", "count"),
+    "platform.join_workers": ("Join workers per node", "count"),
+    "platform.auth_workers": ("Control-plane workers", "count"),
     "platform.fanout.edge.egress_gbps": ("Edge egress per node", "Gb/s"),
-    "workers": ("Join workers", "workers"),
+    "workers": ("Join workers", "count"),
     "scenario.expected_arrivals": ("Expected arrivals", "people"),
     "expected_arrivals": ("Expected arrivals", "people"),
     "arrival_rate_per_s": ("Arrival rate", "1/s"),
@@ -142,12 +142,12 @@ def label(name: str, units: str | None = None, total: bool = False) -> str:
     return f"{words} ({u})"
 
 
-_NO_UNITS = {"", "value", "index", "name", "ratio", "share", "policy"}
+_NO_UNITS = {"", "value", "index", "name", "ratio", "share", "policy", "count"}
 
 
 def setting(name: str, value: object) -> str:
     """A parameter's value in words, for a legend: ``"Edge egress per node = 0.006 Gb/s"``,
-    ``"Nodes = 8"`` (no units that repeat the words or that are no units)."""
+    ``"Edge nodes = 8"`` (no units that repeat the words or that are no units)."""
     words, u = quantity(name)
     if isinstance(value, bool):
         text = str(value)

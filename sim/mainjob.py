@@ -12,7 +12,12 @@ line each:
    ``summary.json``, ``run.h5``).
 3. ``spacesim threshold experiment=threshold_audience`` with a budget of ``--budget`` runs
    (default 48: about 45 s on 2 cores, an interval ~3% wide) into ``STUDY/threshold``.
-4. ``sim.report.build_report(STUDY, STUDY / "report")`` after ``STUDY/study.json`` (title, the
+4. The counterfactuals: what would have started each room on time. ``spacesim threshold
+   experiment=ontime_trump_2024`` (the control-plane workers, without the operator's cap) into
+   ``STUDY/ontime_trump_2024`` and ``experiment=ontime_desantis_2023`` (the edge fleet) into
+   ``STUDY/ontime_desantis_2023``, each with a budget of ``--ontime-budget`` runs (default 16);
+   each answer compares the threshold with the replay's (fitted) value.
+5. ``sim.report.build_report(STUDY, STUDY / "report")`` after ``STUDY/study.json`` (title, the
    answers, one part per step's directory) is written.
 
 Every simulation step is a subprocess of the same command line (``python -m sim.cli``), whose
@@ -23,7 +28,8 @@ step's command, status, reason and wall time; ``STUDY/main.log`` this job's log.
 
 Overrides: ``KEY=VALUE`` goes to every simulation step (both replays, the threshold search and
 the calibrations); ``STEP:KEY=VALUE`` to one step only, where STEP is ``trump``, ``desantis``,
-``replay`` (both replays), ``threshold`` or ``calibrate`` (both calibrations). Example, a quick
+``replay`` (both replays), ``threshold``, ``ontime`` (both counterfactuals), ``ontime_trump``,
+``ontime_desantis`` or ``calibrate`` (both calibrations). Example, a quick
 look at reduced scale::
 
     spacesim main --budget 16 replay:scenario.expected_arrivals=1e5
@@ -54,6 +60,37 @@ STUDY_JSON = "study.json"
 MAIN_JSON = "main.json"
 REPORT_DIR = "report"
 DEFAULT_BUDGET = 48
+DEFAULT_ONTIME_BUDGET = 16
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    """An on-time counterfactual of the job: the experiment, and how its answer names things."""
+
+    event: str  # the replay it starts from: trump_2024 or desantis_2023
+    title: str
+    room: str  # the room in the answer
+    what: str  # the searched parameter in the answer, plural
+    without: str  # what the counterfactual leaves out of the replay, for the answer ("" if none)
+
+
+ONTIME: dict[str, Counterfactual] = {
+    "ontime_trump_2024": Counterfactual(
+        "trump_2024",
+        "Counterfactual: the control plane that would have started the Musk-Trump Space on time",
+        "the Musk-Trump Space",
+        "control-plane workers",
+        "without the operator's cap",
+    ),
+    "ontime_desantis_2023": Counterfactual(
+        "desantis_2023",
+        "Counterfactual: the edge fleet that would have started the DeSantis room on time",
+        "the DeSantis room",
+        "edge nodes",
+        "",
+    ),
+}
+"""The counterfactual steps (``experiment=<name>``; docs/calibration.md), by step name."""
 MAX_REL_WIDTH = 0.10
 """The widest threshold interval (relative to the estimate) the job accepts without a warning."""
 
@@ -62,27 +99,39 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "desantis": ("desantis_2023",),
     "replay": ("trump_2024", "desantis_2023"),
     "threshold": ("threshold",),
+    "ontime": ("ontime_trump_2024", "ontime_desantis_2023"),
+    "ontime_trump": ("ontime_trump_2024",),
+    "ontime_desantis": ("ontime_desantis_2023",),
     "calibrate": ("calibrate_trump_2024", "calibrate_desantis_2023"),
 }
 """``STEP:`` prefixes of the overrides, and the steps each one reaches."""
 
-STEP_NAMES = ("trump_2024", "desantis_2023", "threshold", "report")
+STEP_NAMES = (
+    "trump_2024",
+    "desantis_2023",
+    "threshold",
+    "ontime_trump_2024",
+    "ontime_desantis_2023",
+    "report",
+)
 """The steps ``--steps`` can choose from (the calibrations come with ``--calibrate``)."""
 
 TITLE = (
     "spacesim main job: the Trump 2024 and DeSantis 2023 replays, and where the default platform "
-    "fails a Trump-like launch"
+    "fails a Trump-like launch, and what would have started each room on time"
 )
 
 USAGE_EPILOG = """\
 overrides:
   KEY=VALUE          a Hydra override for every simulation step
   STEP:KEY=VALUE     for one step only; STEP: trump, desantis, replay (both replays),
-                     threshold, calibrate (both calibrations)
+                     threshold, ontime (both counterfactuals), ontime_trump,
+                     ontime_desantis, calibrate (both calibrations)
 
 outputs (in --out, default results/main/DATE/TIME):
   trump_2024/, desantis_2023/   the replays' run dirs (summary.json, run.h5)
   threshold/                    the threshold search's sweep dir (threshold.json, sweep.h5)
+  ontime_*/                     the counterfactuals' sweep dirs (threshold.json, sweep.h5)
   calibrate_*/                  with --calibrate: the calibrations (calibrated.yaml)
   report/report.html            the report of the whole study
   study.json                    title, one-line answers, the parts of the report
@@ -199,6 +248,7 @@ def plan(
     *,
     calibrate: bool = False,
     budget: int = DEFAULT_BUDGET,
+    ontime_budget: int = DEFAULT_ONTIME_BUDGET,
     workers: int = 2,
     steps: Sequence[str] = STEP_NAMES,
 ) -> list[Step]:
@@ -246,6 +296,21 @@ def plan(
             ),
         ]
         out.append(step)
+    for name, cf in ONTIME.items():
+        if name not in steps:
+            continue
+        step = Step(
+            name, cf.title, "threshold", fit_from=f"calibrate_{cf.event}" if calibrate else None
+        )
+        step.overrides = [
+            *workers_args,
+            *merge_overrides(
+                [f"experiment={name}", f"hydra.sweeper.budget={ontime_budget}"],
+                common,
+                per_step.get(name, []),
+            ),
+        ]
+        out.append(step)
     if "report" in steps:
         out.append(Step("report", "Report", "report"))
     return out
@@ -258,7 +323,10 @@ def command(step: Step, study: Path, fitted: Sequence[str] = ()) -> list[str]:
     if step.kind == "run":
         head, *rest = step.overrides  # experiment=... first: then the fit, then the user's
         return ["run", *merge_overrides([head], fitted, rest), f"hydra.run.dir={where}"]
-    return [step.kind, *step.overrides, f"hydra.sweep.dir={where}"]
+    flags, overrides = step.overrides[:2], step.overrides[2:]  # --workers N, then experiment=
+    head, *rest = overrides
+    args = merge_overrides([head], fitted, rest)
+    return [step.kind, *flags, *args, f"hydra.sweep.dir={where}"]
 
 
 # -- the answers --------------------------------------------------------------------------------
@@ -373,6 +441,54 @@ def threshold_answer(doc: Mapping[str, Any]) -> str:
     )
 
 
+def ontime_answer(doc: Mapping[str, Any], cf: Counterfactual, base: float | None) -> str:
+    """The one-line answer of an on-time counterfactual from its ``threshold.json``; ``base``:
+    the searched parameter's value in the replay (the fitted platform), if known."""
+    est, lo, hi = (_num(doc.get(k)) for k in ("estimate", "ci_low", "ci_high"))
+    label = f"Counterfactual, {cf.room}"
+    without = f"{cf.without}, " if cf.without else ""
+    if math.isnan(est):
+        return (
+            f"{label}: {without}the search found no number of {cf.what} that starts it on time "
+            f"(stop: {doc.get('stop_reason')}, {doc.get('runs')} runs)."
+        )
+    level = f"{100 * _num(doc.get('confidence', 0.95)):g}%"
+    more = not bool(doc.get("increasing", True))  # more of it, fewer late starts
+    side = "more" if more else "fewer"
+    line = (
+        f"{label}: {without}it starts on time with {side} than {est:,.0f} {cf.what} "
+        f"({level} CI [{lo:,.0f}, {hi:,.0f}], {doc.get('runs')} runs)"
+    )
+    if base is None or math.isnan(base):
+        return line + "."
+    enough = base > hi if more else base < lo
+    short = base < lo if more else base > hi
+    if enough:
+        verdict = "enough: the late start came from elsewhere in the replay"
+    elif short:
+        change = est / base - 1 if more else 1 - est / base
+        verdict = f"short: it needs {change:.0%} {'more' if more else 'fewer'}"
+    else:
+        verdict = "inside the interval: more runs (--ontime-budget) would tell if it was enough"
+    return line + f"; the replay's platform has {base:,.0f}, {verdict}."
+
+
+def _base_value(step: Step, parameter: str) -> float | None:
+    """The value of ``parameter`` in the config the counterfactual starts from (the sweep's
+    base config, composed again with the step's own overrides); None if it cannot be composed."""
+    from omegaconf import OmegaConf
+
+    from sim.hydra_app import compose_config
+
+    args = [a for a in step.command[1:] if "=" in a and not a.startswith("hydra.sweep.dir=")]
+    try:
+        value = OmegaConf.select(compose_config(args), parameter)
+        return None if value is None else float(value)
+    except Exception as exc:  # the answer goes on without the comparison
+        log.warning("%s: no base value of %s: %s", step.name, parameter, exc)
+        return None
+
+
 def answer(step: Step, study: Path) -> str:
     """The one-line answer of a finished step (``ValueError`` when its results are unreadable)."""
     where = study / step.name
@@ -382,6 +498,10 @@ def answer(step: Step, study: Path) -> str:
         return desantis_answer(_read_json(where / "summary.json"), load("desantis_2023"))
     if step.name == "threshold":
         return threshold_answer(_read_json(where / "threshold.json"))
+    if step.name in ONTIME:
+        doc = _read_json(where / "threshold.json")
+        base = _base_value(step, str(doc.get("parameter")))
+        return ontime_answer(doc, ONTIME[step.name], base)
     raise ValueError(f"no answer for step {step.name}")
 
 
@@ -708,6 +828,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"runs of the threshold search (default {DEFAULT_BUDGET})",
     )
     p.add_argument(
+        "--ontime-budget",
+        type=int,
+        default=DEFAULT_ONTIME_BUDGET,
+        help=f"runs of each on-time counterfactual (default {DEFAULT_ONTIME_BUDGET})",
+    )
+    p.add_argument(
         "--steps",
         default=",".join(STEP_NAMES),
         help=f"the steps to run, comma-separated (default: all: {','.join(STEP_NAMES)})",
@@ -726,8 +852,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [s for s in steps_wanted if s not in STEP_NAMES]
     if unknown:
         p.error(f"--steps: unknown {', '.join(unknown)}; allowed: {', '.join(STEP_NAMES)}")
-    if ns.workers < 1 or ns.budget < 1:
-        p.error("--workers and --budget take an integer >= 1")
+    if ns.workers < 1 or ns.budget < 1 or ns.ontime_budget < 1:
+        p.error("--workers, --budget and --ontime-budget take an integer >= 1")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -735,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns.overrides,
             calibrate=ns.calibrate,
             budget=ns.budget,
+            ontime_budget=ns.ontime_budget,
             workers=ns.workers,
             steps=steps_wanted,
         )

@@ -193,7 +193,7 @@ def test_timeline_plot_draws_the_archive_series(archives: dict[str, Path]) -> No
     kinds = ", ".join(sorted(set(ev["kind"])))
     assert texts == ["Listeners in the room", "People trying", f"events ({kinds})"]
     one = plots.timeline(frames.timeline(archives["run"], series="nodes_up"))
-    assert one.get_ylabel() == "Nodes up (nodes)" and one.get_legend() is None
+    assert one.get_ylabel() == "Edge nodes up (count)" and one.get_legend() is None
     with pytest.raises(ValueError, match="different units"):
         plots.timeline(frames.timeline(archives["run"], series=["concurrent", "goodput_per_s"]))
 
@@ -246,7 +246,7 @@ def test_capacity_curve_error_bars(archives: dict[str, Path]) -> None:
     np.testing.assert_allclose(
         segments[0][:, 1], [cells["ci_low"].iloc[0], cells["ci_high"].iloc[0]]
     )
-    assert ax.get_xlabel() == "Join workers (workers)"
+    assert ax.get_xlabel() == "Join workers (count)"
     assert ax.get_ylabel() == "Arrival rate at threshold (1/s)"
 
 
@@ -257,7 +257,7 @@ def test_heatmap_of_replication_means(archives: dict[str, Path]) -> None:
     table = s.pivot_table(index="platform.nodes", columns="seed", values="joined", aggfunc="mean")
     want = table.sort_index(ascending=False).to_numpy(float)
     np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(want.shape), want)
-    assert ax.get_xlabel() == "Seed (index)" and ax.get_ylabel() == "Nodes (nodes)"
+    assert ax.get_xlabel() == "Seed (index)" and ax.get_ylabel() == "Edge nodes (count)"
     # whole numbers as such (not "2.0"), the y labels upright, highest on top
     assert [t.get_text() for t in ax.get_yticklabels()] == ["2", "1"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2"]

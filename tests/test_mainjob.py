@@ -13,15 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from omegaconf import OmegaConf
 
 from sim import cli
+from sim.hydra_app import compose_config
 from sim.mainjob import (
+    ONTIME,
     bands_met,
     batches,
     calibrated_overrides,
     command,
     desantis_answer,
     merge_overrides,
+    ontime_answer,
     plan,
     report_supports_studies,
     split_overrides,
@@ -42,15 +46,24 @@ class Job:
     stderr: str
 
 
-# every step small: 20,000 people per replay (both at once), a threshold search of one batch
+# every step small: 20,000 people per replay (both at once), a threshold search of one batch,
+# the counterfactuals at 1/20 scale over ranges scaled with them, one batch each
 SMALL = [
     "--workers",
     "2",
     "--budget",
     "8",
+    "--ontime-budget",
+    "8",
     "--no-progress",
     "replay:scenario.expected_arrivals=2e4",
+    "ontime_trump:scenario.expected_arrivals=1e5",
+    "ontime_desantis:scenario.expected_arrivals=5e4",
+    "ontime_desantis:engine.tick_s=2",
+    "ontime:hydra.sweeper.lo=1",
+    "ontime:hydra.sweeper.hi=60",
 ]
+ONTIME_STEPS = ["ontime_trump_2024", "ontime_desantis_2023"]
 
 
 FAILING = [
@@ -113,6 +126,7 @@ def test_main_job_end_to_end(study: tuple[Path, Job]) -> None:
         "trump_2024",
         "desantis_2023",
         "threshold",
+        *ONTIME_STEPS,
     ]
     trump = _json(where / "trump_2024" / "summary.json")
     desantis = _json(where / "desantis_2023" / "summary.json")
@@ -123,7 +137,17 @@ def test_main_job_end_to_end(study: tuple[Path, Job]) -> None:
         desantis_answer(desantis, load("desantis_2023")),
         threshold_answer(threshold),
     ]
-    assert doc["answers"] == expected
+    assert doc["answers"][:3] == expected
+    for name, line in zip(ONTIME_STEPS, doc["answers"][3:], strict=True):
+        cf = _json(where / name / "threshold.json")
+        assert cf["runs"] == 8 and cf["estimate"] is not None  # --ontime-budget reached it
+        # the replay's value of the searched parameter, as shipped (conf/platform/)
+        base = OmegaConf.select(compose_config([f"experiment={name}"]), cf["parameter"])
+        assert isinstance(base, int) and base > 0
+        assert line == ontime_answer(cf, ONTIME[name], base)
+        assert f"the replay's platform has {base:,}," in line
+        assert f"more than {cf['estimate']:,.0f} {ONTIME[name].what}" in line
+        assert line in out.stdout
     # the numbers in the answers are the summaries'
     assert f"starts {trump['start_delay_s'] / 60:.0f} min late" in expected[0]
     assert f"peak {trump['peak_concurrent']:,.0f} " in expected[0]
@@ -135,7 +159,8 @@ def test_main_job_end_to_end(study: tuple[Path, Job]) -> None:
     assert f"study: {where}" in out.stdout
     assert "main: " in out.stdout and "steps ok in" in out.stdout
     steps = {s["name"]: s for s in _json(where / "main.json")["steps"]}
-    assert [steps[n]["status"] for n in ("trump_2024", "desantis_2023", "threshold")] == ["ok"] * 3
+    names = ["trump_2024", "desantis_2023", "threshold", *ONTIME_STEPS]
+    assert [steps[n]["status"] for n in names] == ["ok"] * 5
     assert steps["trump_2024"]["command"][:3] == ["spacesim", "run", "experiment=replay_trump_2024"]
     assert (where / "trump_2024.log").is_file() and (where / "main.log").is_file()
 
@@ -227,6 +252,41 @@ def test_threshold_answer() -> None:
     assert math.isnan(threshold_width({"estimate": None}))
 
 
+def test_ontime_answer() -> None:
+    doc = {
+        "parameter": "platform.auth_workers",
+        "estimate": 74.1,
+        "ci_low": 72.7,
+        "ci_high": 75.4,
+        "confidence": 0.95,
+        "increasing": False,
+        "runs": 16,
+    }
+    trump = ONTIME["ontime_trump_2024"]
+    head = (
+        "Counterfactual, the Musk-Trump Space: without the operator's cap, it starts on time "
+        "with more than 74 control-plane workers (95% CI [73, 75], 16 runs)"
+    )
+    assert ontime_answer(doc, trump, 153) == (
+        head + "; the replay's platform has 153, enough: the late start came from elsewhere "
+        "in the replay."
+    )
+    assert ontime_answer(doc, trump, 50) == (
+        head + "; the replay's platform has 50, short: it needs 48% more."
+    )
+    assert ontime_answer(doc, trump, 74) == (
+        head + "; the replay's platform has 74, inside the interval: more runs "
+        "(--ontime-budget) would tell if it was enough."
+    )
+    assert ontime_answer(doc, trump, None) == head + "."
+    fleet = ONTIME["ontime_desantis_2023"]
+    assert ontime_answer(doc | {"increasing": True}, fleet, 60).startswith(
+        "Counterfactual, the DeSantis room: it starts on time with fewer than 74 edge nodes"
+    )
+    none = ontime_answer({"estimate": None, "stop_reason": "no_bracket", "runs": 8}, fleet, 130)
+    assert "found no number of edge nodes" in none and "no_bracket" in none
+
+
 def test_overrides_per_step() -> None:
     common, per_step = split_overrides(
         [
@@ -254,11 +314,35 @@ def test_overrides_per_step() -> None:
         ["calibrate_desantis_2023"],
         ["trump_2024", "desantis_2023"],  # the replays at the same time
         ["threshold"],
+        ["ontime_trump_2024"],
+        ["ontime_desantis_2023"],
         ["report"],
     ]
-    assert len(batches(plan(), parallel=False)) == 4
-    steps = {s.name: s for s in plan(["seed=1", "threshold:hydra.sweeper.budget=16"], budget=48)}
-    assert list(steps) == ["trump_2024", "desantis_2023", "threshold", "report"]
+    assert len(batches(plan(), parallel=False)) == 6
+    steps = {
+        s.name: s
+        for s in plan(
+            ["seed=1", "threshold:hydra.sweeper.budget=16", "ontime_desantis:seed=2"],
+            budget=48,
+            ontime_budget=12,
+        )
+    }
+    assert list(steps) == [
+        "trump_2024",
+        "desantis_2023",
+        "threshold",
+        "ontime_trump_2024",
+        "ontime_desantis_2023",
+        "report",
+    ]
+    assert steps["ontime_trump_2024"].overrides == [
+        "--workers",
+        "2",
+        "experiment=ontime_trump_2024",
+        "hydra.sweeper.budget=12",
+        "seed=1",
+    ]
+    assert steps["ontime_desantis_2023"].overrides[-1] == "seed=2"
     assert steps["threshold"].overrides == [
         "--workers",
         "2",

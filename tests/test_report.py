@@ -240,7 +240,7 @@ def test_words_for_rates_rejections_and_events() -> None:
     assert theme.setting("platform.fanout.edge.egress_gbps", 0.006) == (
         "Edge egress per node = 0.006 Gb/s"
     )
-    assert theme.setting("platform.nodes", 8) == "Nodes = 8"
+    assert theme.setting("platform.nodes", 8) == "Edge nodes = 8"
     ev = pd.DataFrame(
         {
             "run": [0] * 4,

@@ -47,7 +47,7 @@ panels = [
     for n, p in (
         ("In the room or trying (people)", people),
         ("Attempts (attempts/s)", outcomes),
-        ("Nodes up (nodes)", nodes),
+        ("Edge nodes up (count)", nodes),
     )
     if len(p)
 ]
